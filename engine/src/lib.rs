@@ -1,0 +1,44 @@
+//! Gatehouse's engine: GGUF models loaded in-process through mistral.rs, generation streams
+//! with cancellation, stop sequences and seeded sampling. No HTTP.
+
+mod model;
+mod sampler;
+mod stop;
+mod types;
+
+pub use model::{Generation, LocalModel, ModelSpec};
+pub use sampler::{distribution, SeededSampler};
+pub use stop::{Pushed, StopMatcher};
+pub use types::*;
+
+/// Errors of the engine area.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The model file could not be loaded.
+    #[error("cannot load {path}: {reason}")]
+    Load {
+        /// The GGUF file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The request cannot be served as given (e.g. the prompt exceeds the context).
+    #[error("invalid request: {0}")]
+    Validation(String),
+    /// The forward pass failed.
+    #[error("model error: {0}")]
+    Model(String),
+    /// A bug or an unexpected engine state.
+    #[error("internal engine error: {0}")]
+    Internal(String),
+    /// The engine thread is gone.
+    #[error("the engine has stopped")]
+    EngineGone,
+}
+
+impl EngineError {
+    /// The client's request was at fault (HTTP 400), not the server.
+    pub fn is_client_error(&self) -> bool {
+        matches!(self, EngineError::Validation(_))
+    }
+}

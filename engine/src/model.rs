@@ -1,0 +1,293 @@
+//! A GGUF model loaded in-process: loading and generation streams.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use mistralrs::core::{
+    AdapterPaths, Constraint, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder, GGUFSpecificConfig,
+    LocalModelPaths, MistralRs, MistralRsBuilder, ModelDType, ModelPaths, NormalRequest, Pipeline, Request,
+    RequestMessage, Response, SamplingParams, SchedulerConfig, StopTokens,
+};
+use mistralrs::{Device, TextMessageRole, TextMessages};
+use tokio::sync::mpsc;
+
+use crate::sampler::SeededSampler;
+use crate::stop::StopMatcher;
+use crate::{ChatMessage, DType, EngineError, FinishReason, GenerationEvent, Role, Sampling, Usage};
+
+/// What to load.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// Model id (engine id, metrics label).
+    pub id: String,
+    /// GGUF file.
+    pub path: PathBuf,
+    /// Activation and KV-cache dtype (GGUF matmuls run in F32 regardless).
+    pub dtype: DType,
+    /// Sequences the scheduler runs at once.
+    pub max_concurrent: usize,
+}
+
+/// A loaded model with its own engine thread.
+pub struct LocalModel {
+    id: String,
+    runner: Arc<MistralRs>,
+    active: Arc<AtomicUsize>,
+    max_seq_len: usize,
+}
+
+fn model_dtype(d: DType) -> ModelDType {
+    match d {
+        DType::F32 => ModelDType::F32,
+        DType::F16 => ModelDType::F16,
+        DType::Bf16 => ModelDType::BF16,
+        DType::Auto => ModelDType::Auto,
+    }
+}
+
+/// Loads a GGUF pipeline from a local file: tokenizer and chat template come from the GGUF
+/// itself, and no Hugging Face code path runs, so nothing touches the network.
+pub(crate) fn load_pipeline(
+    id: &str,
+    path: &std::path::Path,
+    dtype: DType,
+) -> Result<Arc<tokio::sync::Mutex<dyn Pipeline>>, EngineError> {
+    let load_err = |reason: String| EngineError::Load { path: path.display().to_string(), reason };
+    if !path.is_file() {
+        return Err(load_err("no such file".into()));
+    }
+    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let loader = GGUFLoaderBuilder::new(None, None, id.to_string(), vec![file_name], GGUFSpecificConfig::default(), false, None)
+        .build();
+    let paths: Box<dyn ModelPaths> = Box::new(LocalModelPaths {
+        tokenizer_filename: PathBuf::new(),
+        config_filename: PathBuf::new(),
+        template_filename: None,
+        filenames: vec![path.to_path_buf()],
+        adapter_paths: AdapterPaths::None,
+        gen_conf: None,
+        preprocessor_config: None,
+        processor_config: None,
+        chat_template_json_filename: None,
+    });
+    let pipeline = loader
+        .load_model_from_path(&paths, &model_dtype(dtype), &Device::Cpu, true, DeviceMapSetting::dummy(), None, None)
+        .map_err(|e| load_err(format!("{e:#}")))?;
+    Ok(pipeline)
+}
+
+impl LocalModel {
+    /// Loads the model and starts its engine; blocking work runs off the async threads.
+    pub async fn load(spec: ModelSpec) -> Result<Self, EngineError> {
+        let (id, path, dtype) = (spec.id.clone(), spec.path.clone(), spec.dtype);
+        let pipeline = tokio::task::spawn_blocking(move || load_pipeline(&id, &path, dtype))
+            .await
+            .map_err(|e| EngineError::Internal(format!("loader task failed: {e}")))??;
+        Self::from_pipeline(spec.id, pipeline, spec.max_concurrent, false).await
+    }
+
+    /// Starts an engine over a built pipeline.
+    pub(crate) async fn from_pipeline(
+        id: String,
+        pipeline: Arc<tokio::sync::Mutex<dyn Pipeline>>,
+        max_concurrent: usize,
+        no_prefix_cache: bool,
+    ) -> Result<Self, EngineError> {
+        let max_seq_len = pipeline.lock().await.get_metadata().max_seq_len;
+        let sched = SchedulerConfig::DefaultScheduler {
+            method: DefaultSchedulerMethod::Fixed(NonZeroUsize::new(max_concurrent.max(1)).expect("max(1) is non-zero")),
+        };
+        let runner = MistralRsBuilder::new(pipeline, sched, false, None)
+            .with_model_id(id.clone())
+            .with_no_prefix_cache(no_prefix_cache)
+            .build()
+            .await;
+        Ok(Self { id, runner, active: Arc::new(AtomicUsize::new(0)), max_seq_len })
+    }
+
+    /// Model id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Longest sequence (prompt + output) the model takes.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+
+    /// Generations whose engine sequence is still alive.
+    pub fn active_sequences(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Starts generating. Dropping the returned stream cancels the sequence in the engine
+    /// (within one token).
+    pub fn generate(&self, messages: Vec<ChatMessage>, sampling: Sampling) -> Result<Generation, EngineError> {
+        if messages.is_empty() {
+            return Err(EngineError::Validation("at least one message is required".into()));
+        }
+        let mut text = TextMessages::new();
+        for m in &messages {
+            let role = match m.role {
+                Role::System => TextMessageRole::System,
+                Role::User => TextMessageRole::User,
+                Role::Assistant => TextMessageRole::Assistant,
+            };
+            text = text.add_message(role, &m.content);
+        }
+        let greedy = sampling.temperature.is_some_and(|t| t <= 0.0);
+        let processor: Option<Vec<Arc<dyn mistralrs::core::CustomLogitsProcessor>>> = (!greedy).then(|| {
+            // OpenAI's default temperature is 1.
+            let t = sampling.temperature.unwrap_or(1.0);
+            vec![Arc::new(SeededSampler::new(t, sampling.top_k, sampling.top_p, sampling.seed)) as _]
+        });
+        let params = SamplingParams {
+            // Greedy in the engine; the processor above, when present, has already chosen.
+            temperature: Some(0.0),
+            max_len: sampling.max_tokens,
+            stop_toks: (!sampling.stop.is_empty()).then(|| StopTokens::Seqs(sampling.stop.clone())),
+            ..SamplingParams::neutral()
+        };
+        // The engine awaits each chunk send: a roomy buffer plus a task that drains it
+        // promptly keeps one slow client from stalling every other sequence.
+        let (tx, rx) = mpsc::channel::<Response>(1024);
+        let request = Request::Normal(Box::new(NormalRequest {
+            messages: RequestMessage::Chat { messages: text.into(), enable_thinking: None, reasoning_effort: None },
+            sampling_params: params,
+            response: tx,
+            return_logprobs: false,
+            // Always streamed: dropping a non-streamed request's receiver panics the engine.
+            is_streaming: true,
+            id: self.runner.next_request_id(),
+            constraint: Constraint::None,
+            suffix: None,
+            tools: None,
+            tool_choice: None,
+            logits_processors: processor,
+            return_raw_logits: false,
+            web_search_options: None,
+            model_id: Some(self.id.clone()),
+            truncate_sequence: false,
+        }));
+        let sender = self.runner.get_sender(Some(&self.id)).map_err(|e| EngineError::Internal(format!("{e:?}")))?;
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let active = ActiveGuard(self.active.clone());
+        let stop = StopMatcher::new(&sampling.stop);
+        tokio::spawn(async move {
+            let _active = active;
+            if sender.send(request).await.is_err() {
+                let _ = out_tx.send(Err(EngineError::EngineGone));
+                return;
+            }
+            forward(rx, out_tx, stop).await;
+        });
+        Ok(Generation { rx: out_rx })
+    }
+}
+
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+type Out = mpsc::UnboundedSender<Result<GenerationEvent, EngineError>>;
+
+/// Moves engine responses to the consumer, applying stop sequences. Returns (dropping the
+/// engine receiver, which cancels the sequence) when the consumer goes away.
+async fn forward(mut rx: mpsc::Receiver<Response>, out: Out, mut stop: StopMatcher) {
+    let mut tokens = 0u64;
+    let mut stopped = false;
+    loop {
+        let resp = tokio::select! {
+            r = rx.recv() => r,
+            _ = out.closed() => return,
+        };
+        let Some(resp) = resp else {
+            // Closed without a finish chunk: the last token ended in an incomplete UTF-8
+            // sequence (mistral.rs sends nothing then). Prompt size is unknown here.
+            let tail = stop.flush();
+            if !tail.is_empty() && !stopped {
+                let _ = out.send(Ok(GenerationEvent::Delta(tail)));
+            }
+            let usage = Usage { prompt_tokens: 0, completion_tokens: tokens };
+            let _ = out.send(Ok(GenerationEvent::Finished { reason: FinishReason::Stop, usage }));
+            return;
+        };
+        match resp {
+            Response::Chunk(chunk) => {
+                tokens += 1;
+                let Some(choice) = chunk.choices.into_iter().next() else { continue };
+                if !stopped {
+                    if let Some(text) = choice.delta.content.as_deref() {
+                        let pushed = stop.push(text);
+                        stopped = pushed.stopped;
+                        if !pushed.emit.is_empty() && out.send(Ok(GenerationEvent::Delta(pushed.emit))).is_err() {
+                            return;
+                        }
+                    }
+                }
+                if let Some(reason) = choice.finish_reason {
+                    let reason = match reason.as_str() {
+                        "length" => FinishReason::Length,
+                        "error" => {
+                            let _ = out.send(Err(EngineError::Model("generation failed".into())));
+                            return;
+                        }
+                        _ => FinishReason::Stop,
+                    };
+                    if !stopped {
+                        let tail = stop.flush();
+                        if !tail.is_empty() {
+                            let _ = out.send(Ok(GenerationEvent::Delta(tail)));
+                        }
+                    }
+                    let usage = chunk
+                        .usage
+                        .map(|u| Usage { prompt_tokens: u.prompt_tokens as u64, completion_tokens: u.completion_tokens as u64 })
+                        .unwrap_or(Usage { prompt_tokens: 0, completion_tokens: tokens });
+                    let reason = if stopped { FinishReason::Stop } else { reason };
+                    let _ = out.send(Ok(GenerationEvent::Finished { reason, usage }));
+                    return;
+                }
+            }
+            Response::ModelError(msg, _) => {
+                let _ = out.send(Err(EngineError::Model(msg)));
+                return;
+            }
+            Response::ValidationError(e) => {
+                let _ = out.send(Err(EngineError::Validation(e.to_string())));
+                return;
+            }
+            Response::InternalError(e) => {
+                let _ = out.send(Err(EngineError::Internal(e.to_string())));
+                return;
+            }
+            other => {
+                let _ = out.send(Err(EngineError::Internal(format!("unexpected engine response: {other:?}"))));
+                return;
+            }
+        }
+    }
+}
+
+/// A generation in progress: text deltas, then `Finished`. Dropping it cancels generation.
+pub struct Generation {
+    rx: mpsc::UnboundedReceiver<Result<GenerationEvent, EngineError>>,
+}
+
+impl Stream for Generation {
+    type Item = Result<GenerationEvent, EngineError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}

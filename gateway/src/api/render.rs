@@ -1,0 +1,116 @@
+//! Renders a [`ChatStream`] as an OpenAI completion object or as SSE chunks.
+
+use std::convert::Infallible;
+
+use axum::response::sse::Event;
+use futures::{Stream, StreamExt};
+
+use super::openai::{
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, WireUsage,
+};
+use crate::backends::BackendError;
+use crate::domain::{ChatEvent, ChatStream, Usage};
+use crate::error::ApiError;
+
+/// What every object of one answer shares.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// `chatcmpl-...`.
+    pub id: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// Model id as requested.
+    pub model: String,
+}
+
+impl Meta {
+    /// A fresh id and timestamp for `model`.
+    pub fn new(model: &str) -> Self {
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Self { id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()), created, model: model.to_string() }
+    }
+
+    fn chunk(&self, delta: Delta, finish_reason: Option<&str>, with_usage: bool) -> ChatCompletionChunk {
+        ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish_reason.map(str::to_string) }],
+            usage: with_usage.then_some(None),
+        }
+    }
+}
+
+fn wire_usage(u: Usage) -> WireUsage {
+    WireUsage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        total_tokens: u.prompt_tokens + u.completion_tokens,
+    }
+}
+
+/// Drains the stream into one completion object.
+pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletion, BackendError> {
+    let mut text = String::new();
+    while let Some(ev) = stream.next().await {
+        match ev? {
+            ChatEvent::Delta(t) => text.push_str(&t),
+            ChatEvent::Done { finish_reason, usage } => {
+                return Ok(ChatCompletion {
+                    id: meta.id,
+                    object: "chat.completion".into(),
+                    created: meta.created,
+                    model: meta.model,
+                    choices: vec![Choice {
+                        index: 0,
+                        message: AssistantMessage { role: "assistant".into(), content: Some(text) },
+                        finish_reason: Some(finish_reason.as_str().into()),
+                    }],
+                    usage: Some(wire_usage(usage)),
+                });
+            }
+        }
+    }
+    Err(BackendError::Protocol("the answer ended without a finish event".into()))
+}
+
+fn json_event<T: serde::Serialize>(v: &T) -> Event {
+    Event::default().data(serde_json::to_string(v).expect("wire types serialize"))
+}
+
+/// SSE events: a role chunk, one chunk per delta, a finish chunk, the usage chunk when asked
+/// for, then `[DONE]`. A failure mid-stream sends an OpenAI error object and no `[DONE]`.
+pub fn sse(meta: Meta, stream: ChatStream, include_usage: bool) -> impl Stream<Item = Result<Event, Infallible>> {
+    let first = json_event(&meta.chunk(
+        Delta { role: Some("assistant".into()), content: Some(String::new()) },
+        None,
+        include_usage,
+    ));
+    let rest = stream
+        .map(move |ev| -> Vec<Event> {
+            match ev {
+                Ok(ChatEvent::Delta(t)) => {
+                    vec![json_event(&meta.chunk(Delta { role: None, content: Some(t) }, None, include_usage))]
+                }
+                Ok(ChatEvent::Done { finish_reason, usage }) => {
+                    let mut out =
+                        vec![json_event(&meta.chunk(Delta::default(), Some(finish_reason.as_str()), include_usage))];
+                    if include_usage {
+                        let mut c = meta.chunk(Delta::default(), None, true);
+                        c.choices.clear();
+                        c.usage = Some(Some(wire_usage(usage)));
+                        out.push(json_event(&c));
+                    }
+                    out.push(Event::default().data("[DONE]"));
+                    out
+                }
+                Err(e) => vec![json_event(&ApiError::Backend(e).body())],
+            }
+        })
+        .flat_map(futures::stream::iter);
+    futures::stream::once(async move { first }).chain(rest).map(Ok)
+}

@@ -1,0 +1,73 @@
+//! Backends that generate answers: in-process mistral.rs models and remote upstreams.
+
+pub mod local;
+pub mod remote;
+pub mod sse;
+
+use axum::http::StatusCode;
+
+use crate::domain::{ChatRequest, ChatStream};
+
+/// Errors of the backends area.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The local engine failed.
+    #[error("engine: {0}")]
+    Engine(#[from] engine::EngineError),
+    /// The upstream answered with an error status or an error event.
+    #[error("upstream answered {status}: {message}")]
+    Upstream {
+        /// HTTP status of the upstream answer (200 for an error event inside a stream).
+        status: u16,
+        /// The upstream's message.
+        message: String,
+    },
+    /// The upstream could not be reached.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+    /// The upstream did not answer in time.
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// The upstream's answer could not be understood.
+    #[error("upstream sent an invalid response: {0}")]
+    Protocol(String),
+}
+
+impl BackendError {
+    /// HTTP status, OpenAI `type`, stable `code`.
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            BackendError::Engine(e) if e.is_client_error() => {
+                (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_parameter")
+            }
+            BackendError::Engine(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "engine_error"),
+            BackendError::Upstream { status, .. } if (400..500).contains(status) => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+                "invalid_request_error",
+                "upstream_rejected",
+            ),
+            BackendError::Upstream { .. } => (StatusCode::BAD_GATEWAY, "server_error", "upstream_error"),
+            BackendError::Unreachable(_) => (StatusCode::BAD_GATEWAY, "server_error", "upstream_unreachable"),
+            BackendError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "server_error", "upstream_timeout"),
+            BackendError::Protocol(_) => (StatusCode::BAD_GATEWAY, "server_error", "upstream_protocol_error"),
+        }
+    }
+}
+
+/// A ready backend for one model.
+pub enum Backend {
+    /// In-process model.
+    Local(local::LocalBackend),
+    /// OpenAI-compatible upstream.
+    Remote(remote::RemoteBackend),
+}
+
+impl Backend {
+    /// Starts answering `req`; the stream yields text deltas then `Done`.
+    pub async fn chat(&self, req: &ChatRequest) -> Result<ChatStream, BackendError> {
+        match self {
+            Backend::Local(b) => b.chat(req),
+            Backend::Remote(b) => b.chat(req).await,
+        }
+    }
+}

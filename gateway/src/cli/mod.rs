@@ -1,0 +1,148 @@
+//! The `gatehouse` command line.
+
+mod chat;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{BackendConfig, Config, DEFAULT_PATH};
+
+/// Gatehouse: an OpenAI-compatible LLM gateway with guardrails.
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// `--config PATH`, shared by every subcommand.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Configuration file.
+    #[arg(long, short = 'c', default_value = DEFAULT_PATH, env = "GATEHOUSE_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the OpenAI-compatible API.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Address to listen on (overrides server.listen); port 0 picks a free port.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// One-shot chat: stream the answer to a prompt to stdout.
+    Chat(chat::ChatArgs),
+    /// List the configured models.
+    Models {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Parse and validate the configuration; print a summary.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mistralrs_core=warn,mistralrs=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn load(arg: &ConfigArg) -> Result<Config, ExitCode> {
+    Config::load(&arg.config).map_err(|e| {
+        eprintln!("gatehouse: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve { config, listen } => {
+            init_tracing();
+            let mut cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            if let Some(l) = listen {
+                cfg.server.listen = l;
+            }
+            rt.block_on(serve(cfg))
+        }
+        Command::Chat(args) => rt.block_on(chat::run(args)),
+        Command::Models { config } => match load(&config) {
+            Ok(cfg) => {
+                for m in &cfg.models {
+                    println!("{}", describe(m));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Config { command: ConfigCommand::Check { config } } => match load(&config) {
+            Ok(cfg) => {
+                println!("{}: ok", config.config.display());
+                println!("listen: {}", cfg.server.listen);
+                for m in &cfg.models {
+                    println!("model {}", describe(m));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+fn describe(m: &crate::config::ModelConfig) -> String {
+    match &m.backend {
+        BackendConfig::Local(l) => format!("{}\tlocal\t{}\t{:?}", m.id, l.path.display(), l.dtype),
+        BackendConfig::Remote(r) => format!("{}\tremote\t{}\t{}", m.id, r.base_url, r.upstream_model),
+    }
+}
+
+async fn serve(cfg: Config) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("gatehouse: cannot listen on {}: {e}", cfg.server.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    // Machine-readable: tests and scripts that bind port 0 read the address from this line.
+    println!("gatehouse listening on http://{addr}");
+    match crate::server::run(cfg, listener, crate::server::shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gatehouse: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

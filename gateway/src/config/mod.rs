@@ -1,0 +1,286 @@
+//! Configuration: strict YAML parsing, environment overrides, validation into runtime types.
+//!
+//! Errors name the file, the key path and the line (`config/gatehouse.yaml:18: models[0].path: ...`).
+
+mod env;
+pub mod locate;
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use locate::Segment;
+use raw::{RawBackend, RawConfig, RawDtype, RawModel};
+
+/// A configuration error; `Display` gives `file:line: key: message`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The config file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A key is malformed, missing, unknown or has an invalid value.
+    #[error("{file}{}: {key}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Invalid {
+        /// The config file.
+        file: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// Key path such as `models[0].path`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub source: PathBuf,
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Served models, in file order.
+    pub models: Vec<ModelConfig>,
+}
+
+/// `server:` settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to bind.
+    pub listen: SocketAddr,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// Time allowed until response headers.
+    pub request_timeout: Duration,
+    /// Requests in flight before new ones get 503.
+    pub max_in_flight: usize,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// One served model.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// Model id clients send.
+    pub id: String,
+    /// Generations running at once.
+    pub max_concurrent: usize,
+    /// Requests waiting for a slot before new ones get 429.
+    pub max_queue: usize,
+    /// Where it runs.
+    pub backend: BackendConfig,
+}
+
+/// Where a model runs.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// In-process mistral.rs.
+    Local(LocalModelConfig),
+    /// An OpenAI-compatible upstream.
+    Remote(RemoteModelConfig),
+}
+
+/// A GGUF file loaded in-process.
+#[derive(Debug, Clone)]
+pub struct LocalModelConfig {
+    /// Absolute path of the GGUF file.
+    pub path: PathBuf,
+    /// Weights dtype.
+    pub dtype: engine::DType,
+}
+
+/// An upstream OpenAI-compatible API.
+#[derive(Debug, Clone)]
+pub struct RemoteModelConfig {
+    /// Base URL up to and including `/v1`, without trailing slash.
+    pub base_url: String,
+    /// Model name sent upstream.
+    pub upstream_model: String,
+    /// Bearer token, read from the environment variable named in the config.
+    pub api_key: Option<String>,
+    /// Whole-request timeout upstream.
+    pub timeout: Duration,
+}
+
+/// Default config path, relative to the working directory.
+pub const DEFAULT_PATH: &str = "config/gatehouse.yaml";
+
+impl Config {
+    /// Reads, overrides from the process environment, and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.display().to_string(),
+            source,
+        })?;
+        Self::from_str_with_env(&src, path, std::env::vars())
+    }
+
+    /// Parses `src` as if read from `path`, with `vars` as the environment.
+    pub fn from_str_with_env(
+        src: &str,
+        path: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let invalid = |path: &[Segment], message: String| ConfigError::Invalid {
+            file: file.clone(),
+            line: locate::line_of(src, path),
+            key: if path.is_empty() { "(root)".into() } else { locate::render(path) },
+            message,
+        };
+        // Parse the file alone first, so its own mistakes are reported with serde's positions.
+        let mut raw: RawConfig = deserialize(serde_yaml::Deserializer::from_str(src), &file)?;
+        let overrides = env::collect(vars);
+        if !overrides.is_empty() {
+            let mut tree: serde_yaml::Value = serde_yaml::from_str(src)
+                .map_err(|e| invalid(&[], e.to_string()))?;
+            for ov in &overrides {
+                env::apply(&mut tree, ov).map_err(|m| invalid(&ov.path, m))?;
+            }
+            let vars: Vec<&str> = overrides.iter().map(|o| o.var.as_str()).collect();
+            raw = deserialize(tree, &format!("{file} (with {})", vars.join(", ")))?;
+        }
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut config = validate(raw, &base).map_err(|(p, m)| invalid(&p, m))?;
+        config.source = path.to_path_buf();
+        Ok(config)
+    }
+
+    /// The model entry with this id.
+    pub fn model(&self, id: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|m| m.id == id)
+    }
+}
+
+fn deserialize<'de, D>(de: D, file: &str) -> Result<RawConfig, ConfigError>
+where
+    D: serde::Deserializer<'de, Error = serde_yaml::Error>,
+{
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let line = inner.location().map(|l| l.line());
+        // serde_yaml appends " at line N column M"; the line is already in the prefix.
+        let mut message = inner.to_string();
+        if let Some(i) = message.find(" at line ") {
+            message.truncate(i);
+        }
+        ConfigError::Invalid { file: file.to_string(), line, key, message }
+    })
+}
+
+type Invalid = (Vec<Segment>, String);
+
+fn key(parts: &[Segment], k: &str) -> Vec<Segment> {
+    let mut p = parts.to_vec();
+    p.push(Segment::Key(k.into()));
+    p
+}
+
+fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
+    let server_path = [Segment::Key("server".into())];
+    let s = raw.server;
+    let listen_raw = s.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = listen_raw.parse::<SocketAddr>().map_err(|e| {
+        (key(&server_path, "listen"), format!("`{listen_raw}` is not HOST:PORT with an IP host: {e}"))
+    })?;
+    let positive = |v: Option<u64>, default: u64, name: &str| -> Result<u64, Invalid> {
+        match v.unwrap_or(default) {
+            0 => Err((key(&server_path, name), "must be greater than 0".into())),
+            n => Ok(n),
+        }
+    };
+    let server = ServerConfig {
+        listen,
+        body_limit_bytes: positive(s.body_limit_bytes, 1 << 20, "body_limit_bytes")? as usize,
+        request_timeout: Duration::from_secs(positive(s.request_timeout_secs, 300, "request_timeout_secs")?),
+        max_in_flight: positive(s.max_in_flight.map(|v| v as u64), 256, "max_in_flight")? as usize,
+        shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
+    };
+    if raw.models.is_empty() {
+        return Err((vec![Segment::Key("models".into())], "at least one model is required".into()));
+    }
+    let mut models = Vec::with_capacity(raw.models.len());
+    for (i, m) in raw.models.into_iter().enumerate() {
+        let at = [Segment::Key("models".into()), Segment::Index(i)];
+        if models.iter().any(|x: &ModelConfig| x.id == m.id) {
+            return Err((key(&at, "id"), format!("duplicate model id `{}`", m.id)));
+        }
+        models.push(validate_model(m, &at, base)?);
+    }
+    Ok(Config { source: PathBuf::new(), server, models })
+}
+
+fn validate_model(m: RawModel, at: &[Segment], base: &Path) -> Result<ModelConfig, Invalid> {
+    if m.id.trim().is_empty() || m.id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err((key(at, "id"), "must be non-empty, without spaces or control characters".into()));
+    }
+    let not_for = |present: bool, k: &str, backend: &str| -> Result<(), Invalid> {
+        if present {
+            Err((key(at, k), format!("not allowed for backend {backend}")))
+        } else {
+            Ok(())
+        }
+    };
+    let backend = match m.backend {
+        RawBackend::Local => {
+            not_for(m.base_url.is_some(), "base_url", "local")?;
+            not_for(m.upstream_model.is_some(), "upstream_model", "local")?;
+            not_for(m.api_key_env.is_some(), "api_key_env", "local")?;
+            not_for(m.timeout_secs.is_some(), "timeout_secs", "local")?;
+            let path = m.path.ok_or_else(|| (key(at, "path"), "required for backend local".into()))?;
+            let path = base.join(&path);
+            if !path.is_file() {
+                return Err((
+                    key(at, "path"),
+                    format!("{} does not exist; run scripts/fetch-models", path.display()),
+                ));
+            }
+            let dtype = match m.dtype.unwrap_or(RawDtype::F32) {
+                RawDtype::F32 => engine::DType::F32,
+                RawDtype::F16 => engine::DType::F16,
+                RawDtype::Bf16 => engine::DType::Bf16,
+                RawDtype::Auto => engine::DType::Auto,
+            };
+            BackendConfig::Local(LocalModelConfig { path, dtype })
+        }
+        RawBackend::Remote => {
+            not_for(m.path.is_some(), "path", "remote")?;
+            not_for(m.dtype.is_some(), "dtype", "remote")?;
+            let url = m.base_url.ok_or_else(|| (key(at, "base_url"), "required for backend remote".into()))?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err((key(at, "base_url"), format!("`{url}` must start with http:// or https://")));
+            }
+            let api_key = match m.api_key_env {
+                None => None,
+                Some(var) => Some(std::env::var(&var).map_err(|_| {
+                    (key(at, "api_key_env"), format!("environment variable {var} is not set"))
+                })?),
+            };
+            let timeout = match m.timeout_secs.unwrap_or(300) {
+                0 => return Err((key(at, "timeout_secs"), "must be greater than 0".into())),
+                n => Duration::from_secs(n),
+            };
+            BackendConfig::Remote(RemoteModelConfig {
+                base_url: url.trim_end_matches('/').to_string(),
+                upstream_model: m.upstream_model.unwrap_or_else(|| m.id.clone()),
+                api_key,
+                timeout,
+            })
+        }
+    };
+    let max_concurrent = m.max_concurrent.unwrap_or(4);
+    if max_concurrent == 0 {
+        return Err((key(at, "max_concurrent"), "must be greater than 0".into()));
+    }
+    Ok(ModelConfig { id: m.id, max_concurrent, max_queue: m.max_queue.unwrap_or(32), backend })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,60 @@
+//! Serde types mirroring the YAML file exactly; `validate` turns them into runtime types.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    pub models: Vec<RawModel>,
+}
+
+/// `server:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub body_limit_bytes: Option<u64>,
+    pub request_timeout_secs: Option<u64>,
+    pub max_in_flight: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+/// Which backend serves a model.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawBackend {
+    Local,
+    Remote,
+}
+
+/// Weights dtype on CPU.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawDtype {
+    F32,
+    F16,
+    Bf16,
+    Auto,
+}
+
+/// One entry of `models:`. Flat rather than a tagged enum so serde keeps line numbers;
+/// `validate` checks which keys fit which backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub id: String,
+    pub backend: RawBackend,
+    pub max_concurrent: Option<usize>,
+    pub max_queue: Option<usize>,
+    // local
+    pub path: Option<String>,
+    pub dtype: Option<RawDtype>,
+    // remote
+    pub base_url: Option<String>,
+    pub upstream_model: Option<String>,
+    pub api_key_env: Option<String>,
+    pub timeout_secs: Option<u64>,
+}

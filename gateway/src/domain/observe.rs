@@ -1,0 +1,90 @@
+//! Wraps an answer stream to record time to first token, decode speed, running and
+//! cancelled generations, and to hold the model's admission slot until the stream ends.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::Stream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{ChatEvent, ChatStream};
+use crate::backends::BackendError;
+use crate::metrics::Metrics;
+
+/// An observed answer stream; see the module docs.
+pub struct Observed {
+    inner: ChatStream,
+    model: String,
+    start: Instant,
+    first_token: Option<Instant>,
+    metrics: Arc<Metrics>,
+    finished: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Observed {
+    /// Starts observing; counts the generation as running.
+    pub fn new(
+        inner: ChatStream,
+        model: String,
+        start: Instant,
+        metrics: Arc<Metrics>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        metrics.running.with_label_values(&[&model]).inc();
+        Self { inner, model, start, first_token: None, metrics, finished: false, _permit: permit }
+    }
+
+    fn finish(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            self.metrics.running.with_label_values(&[&self.model]).dec();
+        }
+    }
+}
+
+impl Stream for Observed {
+    type Item = Result<ChatEvent, BackendError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let item = match this.inner.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        match &item {
+            Some(Ok(ChatEvent::Delta(t))) if this.first_token.is_none() && !t.is_empty() => {
+                let now = Instant::now();
+                this.first_token = Some(now);
+                this.metrics.ttft.with_label_values(&[&this.model]).observe((now - this.start).as_secs_f64());
+            }
+            Some(Ok(ChatEvent::Done { usage, .. })) => {
+                this.metrics.output_tokens.with_label_values(&[&this.model]).inc_by(usage.completion_tokens);
+                if let Some(first) = this.first_token {
+                    let secs = first.elapsed().as_secs_f64();
+                    // The first token's own time is prefill; speed counts the rest.
+                    if usage.completion_tokens > 1 && secs > 0.0 {
+                        let tps = (usage.completion_tokens - 1) as f64 / secs;
+                        this.metrics.tokens_per_second.with_label_values(&[&this.model]).observe(tps);
+                    }
+                }
+                this.finish();
+            }
+            Some(Err(_)) | None => this.finish(),
+            _ => {}
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Dropped before its end: the client went away; dropping `inner` cancels generation.
+            self.metrics.cancelled.with_label_values(&[&self.model]).inc();
+            self.finish();
+        }
+    }
+}

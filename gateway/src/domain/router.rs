@@ -1,0 +1,62 @@
+//! The innermost domain service: picks the model's backend, admits, starts generation.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use futures::StreamExt;
+
+use super::observe::Observed;
+use super::{ChatRequest, ChatStream};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::models::{ModelRegistry, ModelState};
+
+/// `Service<ChatRequest>` answering with a [`ChatStream`].
+#[derive(Clone)]
+pub struct Router {
+    models: Arc<ModelRegistry>,
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// A router over `models`.
+    pub fn new(models: Arc<ModelRegistry>, metrics: Arc<Metrics>) -> Self {
+        Self { models, metrics }
+    }
+}
+
+impl tower::Service<ChatRequest> for Router {
+    type Response = ChatStream;
+    type Error = ApiError;
+    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
+        // Backpressure is per model (admission), decided in `call`.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let models = self.models.clone();
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let slot = models.get(&req.model).ok_or_else(|| ApiError::ModelNotFound(req.model.clone()))?;
+            let backend = match slot.state() {
+                ModelState::Ready(b) => b,
+                ModelState::Loading => return Err(ApiError::ModelLoading(req.model.clone())),
+                ModelState::Failed(reason) => {
+                    return Err(ApiError::ModelUnavailable { model: req.model.clone(), reason });
+                }
+            };
+            let depth = metrics.queue_depth.with_label_values(&[&req.model]);
+            depth.inc();
+            let permit = slot.admission.admit().await;
+            depth.dec();
+            let permit = permit.map_err(|_| ApiError::ModelOverloaded(req.model.clone()))?;
+            let stream = backend.chat(&req).await?;
+            Ok(Observed::new(stream, req.model, start, metrics, permit).boxed())
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! The one place where errors become HTTP statuses and OpenAI-shaped error bodies.
+//!
+//! `type` and `code` are stable: clients may branch on them.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::backends::BackendError;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not valid JSON or not a chat request.
+    #[error("invalid JSON body: {0}")]
+    InvalidJson(String),
+    /// The body is not UTF-8.
+    #[error("request body is not valid UTF-8 (invalid byte at offset {0})")]
+    InvalidUtf8(usize),
+    /// The body is larger than `server.body_limit_bytes`.
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The request is well-formed JSON but a parameter is invalid.
+    #[error("{message}")]
+    InvalidRequest {
+        /// The offending parameter.
+        param: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// No model has this id.
+    #[error("the model `{0}` does not exist")]
+    ModelNotFound(String),
+    /// The model is still loading.
+    #[error("the model `{0}` is still loading; retry when /readyz answers 200")]
+    ModelLoading(String),
+    /// The model failed to load.
+    #[error("the model `{model}` failed to load: {reason}")]
+    ModelUnavailable {
+        /// Model id.
+        model: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The model's queue is full.
+    #[error("the model `{0}` is overloaded; retry later")]
+    ModelOverloaded(String),
+    /// Too many requests in flight.
+    #[error("the server is overloaded; retry later")]
+    ServerOverloaded,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The request took longer than `server.request_timeout_secs`.
+    #[error("the request timed out")]
+    Timeout,
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// No such route.
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// Route exists, method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A bug: a handler panicked.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// HTTP status, OpenAI `type`, stable `code`.
+    pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        use ApiError::*;
+        match self {
+            InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_json"),
+            InvalidUtf8(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_utf8"),
+            BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
+            InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_parameter"),
+            ModelNotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found"),
+            ModelLoading(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "model_loading"),
+            ModelUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "model_unavailable"),
+            ModelOverloaded(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "model_overloaded"),
+            ServerOverloaded => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "server_overloaded"),
+            ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "shutting_down"),
+            Timeout => (StatusCode::GATEWAY_TIMEOUT, "server_error", "timeout"),
+            Backend(e) => e.parts(),
+            NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "not_found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed"),
+            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            ApiError::InvalidRequest { param, .. } => Some(param),
+            ApiError::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// The OpenAI error object, `{"error": {...}}`.
+    pub fn body(&self) -> serde_json::Value {
+        let (_, kind, code) = self.parts();
+        json!({ "error": { "message": self.to_string(), "type": kind, "param": self.param(), "code": code } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, _, _) = self.parts();
+        let mut resp = (status, axum::Json(self.body())).into_response();
+        if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_openai_shape() {
+        let b = ApiError::ModelNotFound("x".into()).body();
+        assert_eq!(b["error"]["type"], "invalid_request_error");
+        assert_eq!(b["error"]["code"], "model_not_found");
+        assert_eq!(b["error"]["param"], "model");
+        assert_eq!(b["error"]["message"], "the model `x` does not exist");
+    }
+
+    #[test]
+    fn overload_sets_retry_after() {
+        let r = ApiError::ModelOverloaded("m".into()).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+}

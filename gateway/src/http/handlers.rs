@@ -1,0 +1,159 @@
+//! Route handlers: parse once into a `ChatRequest`, call the domain service, render.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tower::ServiceExt;
+
+use super::middleware::ModelLabel;
+use super::{AppState, REQUEST_ID};
+use crate::api::render::{self, Meta};
+use crate::api::parse;
+use crate::backends::Backend;
+use crate::error::ApiError;
+use crate::models::ModelState;
+
+/// Reads the body up to the configured limit: 413 past it, by header or by counting.
+async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::BodyTooLarge { limit });
+    }
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::BodyTooLarge { limit }
+        } else {
+            ApiError::InvalidJson(format!("could not read the body: {e}"))
+        }
+    })
+}
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut label = None;
+    let result = async {
+        if state.draining.load(Ordering::SeqCst) {
+            return Err(ApiError::ShuttingDown);
+        }
+        let body = read_body(req, state.config.server.body_limit_bytes).await?;
+        let chat = parse::chat_request(&body, &request_id)?;
+        if state.models.get(&chat.model).is_some() {
+            label = Some(chat.model.clone());
+        }
+        let meta = Meta::new(&chat.model);
+        let (streamed, include_usage) = (chat.stream, chat.include_usage);
+        let answer = state.domain.clone().oneshot(chat).await?;
+        if streamed {
+            Ok(Sse::new(render::sse(meta, answer, include_usage)).keep_alive(KeepAlive::default()).into_response())
+        } else {
+            Ok(Json(render::collect(meta, answer).await?).into_response())
+        }
+    }
+    .await;
+    let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    if let Some(model) = label {
+        resp.extensions_mut().insert(ModelLabel(model));
+    }
+    resp
+}
+
+/// `GET /v1/models`: OpenAI's list, with Gatehouse's backend and state per model.
+pub async fn list_models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let data: Vec<_> = state
+        .models
+        .all()
+        .iter()
+        .map(|s| {
+            let backend = match &s.config.backend {
+                crate::config::BackendConfig::Local(_) => "local",
+                crate::config::BackendConfig::Remote(_) => "remote",
+            };
+            json!({
+                "id": s.config.id,
+                "object": "model",
+                "created": 0,
+                "owned_by": "gatehouse",
+                "gatehouse": { "backend": backend, "state": s.state().label() },
+            })
+        })
+        .collect();
+    Json(json!({ "object": "list", "data": data }))
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: 200 once every model is loaded, 503 while loading, failed or draining.
+pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let models: serde_json::Map<String, serde_json::Value> = state
+        .models
+        .all()
+        .iter()
+        .map(|s| {
+            let st = s.state();
+            let v = match &st {
+                ModelState::Failed(reason) => json!({ "state": "failed", "error": reason }),
+                other => json!({ "state": other.label() }),
+            };
+            (s.config.id.clone(), v)
+        })
+        .collect();
+    let (code, status) = if state.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if state.models.all_ready() {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+    };
+    (code, Json(json!({ "status": status, "models": models }))).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    for slot in state.models.all() {
+        if let ModelState::Ready(b) = slot.state() {
+            if let Backend::Local(local) = b.as_ref() {
+                state
+                    .metrics
+                    .engine_sequences
+                    .with_label_values(&[&slot.config.id])
+                    .set(local.model().active_sequences() as i64);
+            }
+        }
+    }
+    let mut resp = Response::new(Body::from(state.metrics.render()));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp
+}
+
+/// Unknown route.
+pub async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(format!("{} {}", req.method(), req.uri().path()))
+}
+
+/// Known route, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

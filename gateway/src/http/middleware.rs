@@ -1,0 +1,115 @@
+//! HTTP middleware: request metrics, the in-flight limit, the timeout, panics.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::error::ApiError;
+
+/// Model label put in response extensions by handlers that know it (a configured id only,
+/// so clients cannot grow the label set).
+#[derive(Debug, Clone)]
+pub struct ModelLabel(pub String);
+
+/// A response body that drops `guard` when the body ends or the client goes away.
+struct Guarded<G> {
+    inner: Body,
+    guard: Option<G>,
+}
+
+impl<G: Unpin> http_body::Body for Guarded<G> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let res = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = res {
+            self.guard.take();
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn guard_body<G: Send + Unpin + 'static>(resp: Response, guard: G) -> Response {
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, Body::new(Guarded { inner: body, guard: Some(guard) }))
+}
+
+/// Records count, latency (to the last byte) and in-flight requests by route, model, status.
+pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let start = Instant::now();
+    state.metrics.in_flight.inc();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let model = resp.extensions().get::<ModelLabel>().map(|m| m.0.clone()).unwrap_or_default();
+
+    struct Done {
+        state: Arc<AppState>,
+        labels: [String; 3],
+        start: Instant,
+    }
+    impl Drop for Done {
+        fn drop(&mut self) {
+            let m = &self.state.metrics;
+            let labels: [&str; 3] = [&self.labels[0], &self.labels[1], &self.labels[2]];
+            m.requests.with_label_values(&labels).inc();
+            m.latency.with_label_values(&labels).observe(self.start.elapsed().as_secs_f64());
+            m.in_flight.dec();
+        }
+    }
+    guard_body(resp, Done { state, labels: [route, model, status], start })
+}
+
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// `server.max_in_flight` (503 past it) and `server.request_timeout_secs` (504). Probes are
+/// exempt, so a saturated server still reports its health.
+pub async fn limits(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if is_probe(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let server = &state.config.server;
+    let prev = state.in_flight.fetch_add(1, Ordering::SeqCst);
+    struct Slot(Arc<AppState>);
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let slot = Slot(state.clone());
+    if prev >= server.max_in_flight {
+        return ApiError::ServerOverloaded.into_response();
+    }
+    match tokio::time::timeout(server.request_timeout, next.run(req)).await {
+        Ok(resp) => guard_body(resp, slot),
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// The 500 answered when a handler panics.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Internal.into_response()
+}

@@ -1,0 +1,77 @@
+//! The HTTP stack: transport concerns around the domain service (DESIGN.md, request flow).
+
+mod handlers;
+mod middleware;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::domain::router::Router as DomainRouter;
+use crate::metrics::Metrics;
+use crate::models::ModelRegistry;
+
+/// The request id header, set on every response.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Shared state of the HTTP handlers.
+pub struct AppState {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// Served models.
+    pub models: Arc<ModelRegistry>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The domain service.
+    pub domain: DomainRouter,
+    /// Set on shutdown: `/readyz` answers 503 and new chat requests are refused.
+    pub draining: AtomicBool,
+    /// Requests in flight, for the `max_in_flight` limit.
+    pub in_flight: AtomicUsize,
+}
+
+impl AppState {
+    /// State for `config` with models not yet loaded.
+    pub fn new(config: Arc<Config>) -> Arc<Self> {
+        let models = Arc::new(ModelRegistry::new(&config));
+        let metrics = Arc::new(Metrics::new());
+        let domain = DomainRouter::new(models.clone(), metrics.clone());
+        Arc::new(Self {
+            config,
+            models,
+            metrics,
+            domain,
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// The axum app with the whole HTTP stack.
+pub fn app(state: Arc<AppState>) -> axum::Router {
+    let header = axum::http::HeaderName::from_static(REQUEST_ID);
+    axum::Router::new()
+        .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/v1/models", get(handlers::list_models))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limits))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::metrics))
+        .layer(
+            // Request ids go outside catch-panic so that even a panic's 500 carries one.
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(header.clone(), MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(header))
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
+                .layer(TraceLayer::new_for_http()),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,15 @@
+//! Gatehouse: an OpenAI-compatible LLM gateway around an embedded mistral.rs engine.
+//!
+//! The binary is `gatehouse`; this library exposes its parts so tests can start a real
+//! server in-process on port 0.
+
+pub mod api;
+pub mod backends;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod models;
+pub mod server;

@@ -1,0 +1,45 @@
+"""Starts the real `gatehouse` binary on port 0 with the default config for the e2e tests."""
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _binary():
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    path = Path(os.environ.get("GATEHOUSE_BIN", Path(target) / "debug" / "gatehouse"))
+    assert path.is_file(), f"{path} missing: build it first (scripts/test does)"
+    return path
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    proc = subprocess.Popen(
+        [str(_binary()), "serve", "--config", "config/gatehouse.yaml", "--listen", "127.0.0.1:0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = proc.stdout.readline().strip()
+    prefix = "gatehouse listening on "
+    assert line.startswith(prefix), f"unexpected first line {line!r}"
+    base = line[len(prefix):]
+    deadline = time.time() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/readyz") as r:
+                if json.load(r)["status"] == "ready":
+                    break
+        except Exception:
+            pass
+        assert time.time() < deadline, "gateway not ready"
+        time.sleep(0.2)
+    yield base
+    proc.terminate()
+    assert proc.wait(timeout=60) == 0

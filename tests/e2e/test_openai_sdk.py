@@ -1,0 +1,51 @@
+"""The official openai Python SDK against a running gatehouse."""
+import openai
+import pytest
+from openai import OpenAI
+
+MODEL = "smollm2-135m"
+
+
+@pytest.fixture
+def client(gateway):
+    return OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+
+
+def test_non_streamed(client):
+    r = client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        temperature=0,
+        max_tokens=16,
+    )
+    assert r.object == "chat.completion"
+    assert r.choices[0].message.role == "assistant"
+    assert r.choices[0].message.content.strip()
+    assert r.usage.completion_tokens <= 16
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def test_streamed_matches_non_streamed(client):
+    kwargs = dict(model=MODEL, messages=[{"role": "user", "content": "Name two planets."}], temperature=0, max_tokens=24)
+    whole = client.chat.completions.create(**kwargs)
+    stream = client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs)
+    text, finish, usage = "", None, None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    assert text == whole.choices[0].message.content
+    assert finish == whole.choices[0].finish_reason
+    assert usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_models_list(client):
+    assert MODEL in [m.id for m in client.models.list()]
+
+
+def test_unknown_model_raises_not_found(client):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    assert e.value.code == "model_not_found"
