@@ -9,16 +9,19 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 use mistralrs::core::{
-    AdapterPaths, Constraint, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder, GGUFSpecificConfig,
-    LocalModelPaths, MistralRs, MistralRsBuilder, ModelDType, ModelPaths, NormalRequest, Pipeline, Request,
-    RequestMessage, Response, SamplingParams, SchedulerConfig, StopTokens,
+    AdapterPaths, Constraint, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder,
+    GGUFSpecificConfig, LocalModelPaths, MistralRs, MistralRsBuilder, ModelDType, ModelPaths,
+    NormalRequest, Pipeline, Request, RequestMessage, Response, SamplingParams, SchedulerConfig,
+    StopTokens,
 };
 use mistralrs::{Device, TextMessageRole, TextMessages};
 use tokio::sync::mpsc;
 
 use crate::sampler::SeededSampler;
 use crate::stop::StopMatcher;
-use crate::{ChatMessage, DType, EngineError, FinishReason, GenerationEvent, Role, Sampling, Usage};
+use crate::{
+    ChatMessage, DType, EngineError, FinishReason, GenerationEvent, Role, Sampling, Usage,
+};
 
 /// What to load.
 #[derive(Debug, Clone)]
@@ -57,13 +60,27 @@ pub(crate) fn load_pipeline(
     path: &std::path::Path,
     dtype: DType,
 ) -> Result<Arc<tokio::sync::Mutex<dyn Pipeline>>, EngineError> {
-    let load_err = |reason: String| EngineError::Load { path: path.display().to_string(), reason };
+    let load_err = |reason: String| EngineError::Load {
+        path: path.display().to_string(),
+        reason,
+    };
     if !path.is_file() {
         return Err(load_err("no such file".into()));
     }
-    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let loader = GGUFLoaderBuilder::new(None, None, id.to_string(), vec![file_name], GGUFSpecificConfig::default(), false, None)
-        .build();
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let loader = GGUFLoaderBuilder::new(
+        None,
+        None,
+        id.to_string(),
+        vec![file_name],
+        GGUFSpecificConfig::default(),
+        false,
+        None,
+    )
+    .build();
     let paths: Box<dyn ModelPaths> = Box::new(LocalModelPaths {
         tokenizer_filename: PathBuf::new(),
         config_filename: PathBuf::new(),
@@ -76,7 +93,15 @@ pub(crate) fn load_pipeline(
         chat_template_json_filename: None,
     });
     let pipeline = loader
-        .load_model_from_path(&paths, &model_dtype(dtype), &Device::Cpu, true, DeviceMapSetting::dummy(), None, None)
+        .load_model_from_path(
+            &paths,
+            &model_dtype(dtype),
+            &Device::Cpu,
+            true,
+            DeviceMapSetting::dummy(),
+            None,
+            None,
+        )
         .map_err(|e| load_err(format!("{e:#}")))?;
     Ok(pipeline)
 }
@@ -100,14 +125,21 @@ impl LocalModel {
     ) -> Result<Self, EngineError> {
         let max_seq_len = pipeline.lock().await.get_metadata().max_seq_len;
         let sched = SchedulerConfig::DefaultScheduler {
-            method: DefaultSchedulerMethod::Fixed(NonZeroUsize::new(max_concurrent.max(1)).expect("max(1) is non-zero")),
+            method: DefaultSchedulerMethod::Fixed(
+                NonZeroUsize::new(max_concurrent.max(1)).expect("max(1) is non-zero"),
+            ),
         };
         let runner = MistralRsBuilder::new(pipeline, sched, false, None)
             .with_model_id(id.clone())
             .with_no_prefix_cache(no_prefix_cache)
             .build()
             .await;
-        Ok(Self { id, runner, active: Arc::new(AtomicUsize::new(0)), max_seq_len })
+        Ok(Self {
+            id,
+            runner,
+            active: Arc::new(AtomicUsize::new(0)),
+            max_seq_len,
+        })
     }
 
     /// Model id.
@@ -127,9 +159,15 @@ impl LocalModel {
 
     /// Starts generating. Dropping the returned stream cancels the sequence in the engine
     /// (within one token).
-    pub fn generate(&self, messages: Vec<ChatMessage>, sampling: Sampling) -> Result<Generation, EngineError> {
+    pub fn generate(
+        &self,
+        messages: Vec<ChatMessage>,
+        sampling: Sampling,
+    ) -> Result<Generation, EngineError> {
         if messages.is_empty() {
-            return Err(EngineError::Validation("at least one message is required".into()));
+            return Err(EngineError::Validation(
+                "at least one message is required".into(),
+            ));
         }
         let mut text = TextMessages::new();
         for m in &messages {
@@ -141,11 +179,17 @@ impl LocalModel {
             text = text.add_message(role, &m.content);
         }
         let greedy = sampling.temperature.is_some_and(|t| t <= 0.0);
-        let processor: Option<Vec<Arc<dyn mistralrs::core::CustomLogitsProcessor>>> = (!greedy).then(|| {
-            // OpenAI's default temperature is 1.
-            let t = sampling.temperature.unwrap_or(1.0);
-            vec![Arc::new(SeededSampler::new(t, sampling.top_k, sampling.top_p, sampling.seed)) as _]
-        });
+        let processor: Option<Vec<Arc<dyn mistralrs::core::CustomLogitsProcessor>>> = (!greedy)
+            .then(|| {
+                // OpenAI's default temperature is 1.
+                let t = sampling.temperature.unwrap_or(1.0);
+                vec![Arc::new(SeededSampler::new(
+                    t,
+                    sampling.top_k,
+                    sampling.top_p,
+                    sampling.seed,
+                )) as _]
+            });
         let params = SamplingParams {
             // Greedy in the engine; the processor above, when present, has already chosen.
             temperature: Some(0.0),
@@ -157,7 +201,11 @@ impl LocalModel {
         // promptly keeps one slow client from stalling every other sequence.
         let (tx, rx) = mpsc::channel::<Response>(1024);
         let request = Request::Normal(Box::new(NormalRequest {
-            messages: RequestMessage::Chat { messages: text.into(), enable_thinking: None, reasoning_effort: None },
+            messages: RequestMessage::Chat {
+                messages: text.into(),
+                enable_thinking: None,
+                reasoning_effort: None,
+            },
             sampling_params: params,
             response: tx,
             return_logprobs: false,
@@ -174,7 +222,10 @@ impl LocalModel {
             model_id: Some(self.id.clone()),
             truncate_sequence: false,
         }));
-        let sender = self.runner.get_sender(Some(&self.id)).map_err(|e| EngineError::Internal(format!("{e:?}")))?;
+        let sender = self
+            .runner
+            .get_sender(Some(&self.id))
+            .map_err(|e| EngineError::Internal(format!("{e:?}")))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
         self.active.fetch_add(1, Ordering::SeqCst);
         let active = ActiveGuard(self.active.clone());
@@ -218,19 +269,29 @@ async fn forward(mut rx: mpsc::Receiver<Response>, out: Out, mut stop: StopMatch
             if !tail.is_empty() && !stopped {
                 let _ = out.send(Ok(GenerationEvent::Delta(tail)));
             }
-            let usage = Usage { prompt_tokens: 0, completion_tokens: tokens };
-            let _ = out.send(Ok(GenerationEvent::Finished { reason: FinishReason::Stop, usage }));
+            let usage = Usage {
+                prompt_tokens: 0,
+                completion_tokens: tokens,
+            };
+            let _ = out.send(Ok(GenerationEvent::Finished {
+                reason: FinishReason::Stop,
+                usage,
+            }));
             return;
         };
         match resp {
             Response::Chunk(chunk) => {
                 tokens += 1;
-                let Some(choice) = chunk.choices.into_iter().next() else { continue };
+                let Some(choice) = chunk.choices.into_iter().next() else {
+                    continue;
+                };
                 if !stopped {
                     if let Some(text) = choice.delta.content.as_deref() {
                         let pushed = stop.push(text);
                         stopped = pushed.stopped;
-                        if !pushed.emit.is_empty() && out.send(Ok(GenerationEvent::Delta(pushed.emit))).is_err() {
+                        if !pushed.emit.is_empty()
+                            && out.send(Ok(GenerationEvent::Delta(pushed.emit))).is_err()
+                        {
                             return;
                         }
                     }
@@ -252,8 +313,14 @@ async fn forward(mut rx: mpsc::Receiver<Response>, out: Out, mut stop: StopMatch
                     }
                     let usage = chunk
                         .usage
-                        .map(|u| Usage { prompt_tokens: u.prompt_tokens as u64, completion_tokens: u.completion_tokens as u64 })
-                        .unwrap_or(Usage { prompt_tokens: 0, completion_tokens: tokens });
+                        .map(|u| Usage {
+                            prompt_tokens: u.prompt_tokens as u64,
+                            completion_tokens: u.completion_tokens as u64,
+                        })
+                        .unwrap_or(Usage {
+                            prompt_tokens: 0,
+                            completion_tokens: tokens,
+                        });
                     let reason = if stopped { FinishReason::Stop } else { reason };
                     let _ = out.send(Ok(GenerationEvent::Finished { reason, usage }));
                     return;
@@ -271,8 +338,10 @@ async fn forward(mut rx: mpsc::Receiver<Response>, out: Out, mut stop: StopMatch
                 let _ = out.send(Err(EngineError::Internal(e.to_string())));
                 return;
             }
-            other => {
-                let _ = out.send(Err(EngineError::Internal(format!("unexpected engine response: {other:?}"))));
+            _ => {
+                let _ = out.send(Err(EngineError::Internal(
+                    "unexpected engine response kind".into(),
+                )));
                 return;
             }
         }

@@ -22,12 +22,22 @@ pub struct SeededSampler {
 
 impl SeededSampler {
     /// `temperature` must be > 0; a missing seed draws one from the OS.
-    pub fn new(temperature: f64, top_k: Option<usize>, top_p: Option<f64>, seed: Option<u64>) -> Self {
+    pub fn new(
+        temperature: f64,
+        top_k: Option<usize>,
+        top_p: Option<f64>,
+        seed: Option<u64>,
+    ) -> Self {
         let rng = match seed {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_entropy(),
         };
-        Self { temperature, top_k, top_p, rng: Mutex::new(rng) }
+        Self {
+            temperature,
+            top_k,
+            top_p,
+            rng: Mutex::new(rng),
+        }
     }
 
     /// Draws one token index from `logits`.
@@ -47,7 +57,12 @@ impl SeededSampler {
 
 /// The sampling distribution over token indices after temperature, top-k and top-p, most
 /// likely first, summing to 1. Non-finite logits get probability 0.
-pub fn distribution(logits: &[f32], temperature: f64, top_k: Option<usize>, top_p: Option<f64>) -> Vec<(usize, f64)> {
+pub fn distribution(
+    logits: &[f32],
+    temperature: f64,
+    top_k: Option<usize>,
+    top_p: Option<f64>,
+) -> Vec<(usize, f64)> {
     let mut idx: Vec<(usize, f64)> = logits
         .iter()
         .enumerate()
@@ -90,7 +105,10 @@ pub fn distribution(logits: &[f32], temperature: f64, top_k: Option<usize>, top_
 
 impl CustomLogitsProcessor for SeededSampler {
     fn apply(&self, logits: &Tensor, _context: &[u32]) -> mistralrs::Result<Tensor> {
-        let values: Vec<f32> = logits.to_dtype(mistralrs::DType::F32)?.flatten_all()?.to_vec1()?;
+        let values: Vec<f32> = logits
+            .to_dtype(mistralrs::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
         let token = self.pick(&values);
         let mut out = vec![f32::NEG_INFINITY; values.len()];
         out[token] = 0.0;
@@ -121,7 +139,9 @@ mod tests {
         assert_eq!(distribution(&logits, 1.0, Some(2), None).len(), 2);
         let d = distribution(&logits, 1.0, None, Some(0.5));
         assert_eq!(d.len(), 1, "{d:?}");
-        assert!(distribution(&logits, 1.0, None, None).iter().all(|&(i, _)| i != 4));
+        assert!(distribution(&logits, 1.0, None, None)
+            .iter()
+            .all(|&(i, _)| i != 4));
     }
 
     /// Empirical frequencies match softmax(logits / T) within 4 standard errors.
@@ -140,7 +160,10 @@ mod tests {
             let p = (l as f64 / t).exp() / z;
             let freq = counts[i] as f64 / n as f64;
             let se = (p * (1.0 - p) / n as f64).sqrt();
-            assert!((freq - p).abs() < 4.0 * se, "token {i}: freq {freq} vs p {p}");
+            assert!(
+                (freq - p).abs() < 4.0 * se,
+                "token {i}: freq {freq} vs p {p}"
+            );
         }
     }
 }

@@ -23,25 +23,42 @@ pub struct Pushed {
 impl StopMatcher {
     /// A matcher for `stops` (empty strings are ignored).
     pub fn new(stops: &[String]) -> Self {
-        Self { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), pending: String::new(), stopped: false }
+        Self {
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            pending: String::new(),
+            stopped: false,
+        }
     }
 
     /// Adds generated text.
     pub fn push(&mut self, text: &str) -> Pushed {
         if self.stopped {
-            return Pushed { emit: String::new(), stopped: true };
+            return Pushed {
+                emit: String::new(),
+                stopped: true,
+            };
         }
         if self.stops.is_empty() {
-            return Pushed { emit: text.to_string(), stopped: false };
+            return Pushed {
+                emit: text.to_string(),
+                stopped: false,
+            };
         }
         self.pending.push_str(text);
         // Earliest match wins, whichever stop string it is.
-        let hit = self.stops.iter().filter_map(|s| self.pending.find(s.as_str())).min();
+        let hit = self
+            .stops
+            .iter()
+            .filter_map(|s| self.pending.find(s.as_str()))
+            .min();
         if let Some(at) = hit {
             self.stopped = true;
             let emit = self.pending[..at].to_string();
             self.pending.clear();
-            return Pushed { emit, stopped: true };
+            return Pushed {
+                emit,
+                stopped: true,
+            };
         }
         // Hold back the longest suffix that is a prefix of some stop string.
         let hold = self
@@ -53,7 +70,10 @@ impl StopMatcher {
         let cut = self.pending.len() - hold;
         let emit = self.pending[..cut].to_string();
         self.pending.drain(..cut);
-        Pushed { emit, stopped: false }
+        Pushed {
+            emit,
+            stopped: false,
+        }
     }
 
     /// The stream ended without a match: whatever was held back is text after all.
@@ -68,7 +88,12 @@ fn longest_suffix_prefix(text: &str, stop: &str) -> usize {
     let max = text.len().min(stop.len().saturating_sub(1));
     (1..=max)
         .rev()
-        .find(|&n| text.is_char_boundary(text.len() - n) && stop.as_bytes().starts_with(&text.as_bytes()[text.len() - n..]))
+        .find(|&n| {
+            text.is_char_boundary(text.len() - n)
+                && stop
+                    .as_bytes()
+                    .starts_with(&text.as_bytes()[text.len() - n..])
+        })
         .unwrap_or(0)
 }
 
@@ -94,8 +119,14 @@ mod tests {
 
     #[test]
     fn stops_across_pieces() {
-        assert_eq!(run(&["\n\n"], &["Hello", "\n", "\nWorld"]), ("Hello".into(), true));
-        assert_eq!(run(&["END"], &["abc E", "N", "D tail"]), ("abc ".into(), true));
+        assert_eq!(
+            run(&["\n\n"], &["Hello", "\n", "\nWorld"]),
+            ("Hello".into(), true)
+        );
+        assert_eq!(
+            run(&["END"], &["abc E", "N", "D tail"]),
+            ("abc ".into(), true)
+        );
         assert_eq!(run(&["END"], &["abc E", "N"]), ("abc EN".into(), false));
         assert_eq!(run(&[], &["a", "b"]), ("ab".into(), false));
         assert_eq!(run(&["é!"], &["caf", "é", "?"]), ("café?".into(), false));

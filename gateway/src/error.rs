@@ -76,21 +76,69 @@ impl ApiError {
     pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         use ApiError::*;
         match self {
-            InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_json"),
-            InvalidUtf8(_) => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_utf8"),
-            BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large"),
-            InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_parameter"),
-            ModelNotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found"),
-            ModelLoading(_) => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "model_loading"),
-            ModelUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "model_unavailable"),
-            ModelOverloaded(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "model_overloaded"),
-            ServerOverloaded => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "server_overloaded"),
-            ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "shutting_down"),
+            InvalidJson(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_json",
+            ),
+            InvalidUtf8(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_utf8",
+            ),
+            BodyTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            InvalidRequest { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_parameter",
+            ),
+            ModelNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+            ),
+            ModelLoading(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "model_loading",
+            ),
+            ModelUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "model_unavailable",
+            ),
+            ModelOverloaded(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "model_overloaded",
+            ),
+            ServerOverloaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "server_overloaded",
+            ),
+            ShuttingDown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "shutting_down",
+            ),
             Timeout => (StatusCode::GATEWAY_TIMEOUT, "server_error", "timeout"),
             Backend(e) => e.parts(),
             NotFound(_) => (StatusCode::NOT_FOUND, "invalid_request_error", "not_found"),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed"),
-            Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error"),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
+            Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal_error",
+            ),
         }
     }
 
@@ -113,8 +161,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _, _) = self.parts();
         let mut resp = (status, axum::Json(self.body())).into_response();
-        if matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        ) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, ApiError::BodyTooLarge { .. }) {
+            // The unread rest of the body is still on the wire: the connection cannot be reused.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

@@ -1,7 +1,8 @@
 //! Prometheus metrics, rendered at `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// All metrics of one server.
@@ -44,29 +45,51 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("gatehouse".into()), None).expect("valid prefix");
-        let buckets = vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+        let buckets = vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0, 120.0,
+        ];
         let requests = must(IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, model and status."),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, model and status.",
+            ),
             &["route", "model", "status"],
         ));
         let latency = must(HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request duration until the last byte.")
-                .buckets(buckets.clone()),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request duration until the last byte.",
+            )
+            .buckets(buckets.clone()),
             &["route", "model", "status"],
         ));
         let ttft = must(HistogramVec::new(
-            HistogramOpts::new("time_to_first_token_seconds", "Time from request start to the first generated text.")
-                .buckets(buckets),
+            HistogramOpts::new(
+                "time_to_first_token_seconds",
+                "Time from request start to the first generated text.",
+            )
+            .buckets(buckets),
             &["model"],
         ));
         let tokens_per_second = must(HistogramVec::new(
-            HistogramOpts::new("output_tokens_per_second", "Decode speed of each generation, after its first token.")
-                .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 200.0, 500.0, 1000.0]),
+            HistogramOpts::new(
+                "output_tokens_per_second",
+                "Decode speed of each generation, after its first token.",
+            )
+            .buckets(vec![
+                1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 200.0, 500.0, 1000.0,
+            ]),
             &["model"],
         ));
-        let output_tokens =
-            must(IntCounterVec::new(Opts::new("output_tokens_total", "Generated tokens."), &["model"]));
-        let in_flight = must(IntGauge::new("http_requests_in_flight", "HTTP requests in flight."));
+        let output_tokens = must(IntCounterVec::new(
+            Opts::new("output_tokens_total", "Generated tokens."),
+            &["model"],
+        ));
+        let in_flight = must(IntGauge::new(
+            "http_requests_in_flight",
+            "HTTP requests in flight.",
+        ));
         let queue_depth = must(IntGaugeVec::new(
             Opts::new("queue_depth", "Requests waiting for a generation slot."),
             &["model"],
@@ -76,11 +99,17 @@ impl Metrics {
             &["model"],
         ));
         let cancelled = must(IntCounterVec::new(
-            Opts::new("cancelled_generations_total", "Generations stopped because the client went away."),
+            Opts::new(
+                "cancelled_generations_total",
+                "Generations stopped because the client went away.",
+            ),
             &["model"],
         ));
         let engine_sequences = must(IntGaugeVec::new(
-            Opts::new("engine_active_sequences", "Sequences alive inside the local engine."),
+            Opts::new(
+                "engine_active_sequences",
+                "Sequences alive inside the local engine.",
+            ),
             &["model"],
         ));
         for c in [
@@ -97,13 +126,27 @@ impl Metrics {
         ] {
             must(registry.register(c));
         }
-        Self { registry, requests, latency, ttft, tokens_per_second, output_tokens, in_flight, queue_depth, running, cancelled, engine_sequences }
+        Self {
+            registry,
+            requests,
+            latency,
+            ttft,
+            tokens_per_second,
+            output_tokens,
+            in_flight,
+            queue_depth,
+            running,
+            cancelled,
+            engine_sequences,
+        }
     }
 
     /// Prometheus text format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
         String::from_utf8(buf).expect("prometheus text is UTF-8")
     }
 }

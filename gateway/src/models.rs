@@ -78,7 +78,10 @@ impl ModelRegistry {
                 })
             })
             .collect();
-        let by_id = slots.iter().map(|s| (s.config.id.clone(), s.clone())).collect();
+        let by_id = slots
+            .iter()
+            .map(|s| (s.config.id.clone(), s.clone()))
+            .collect();
         Self { slots, by_id }
     }
 
@@ -94,7 +97,9 @@ impl ModelRegistry {
 
     /// Every model is ready.
     pub fn all_ready(&self) -> bool {
-        self.slots.iter().all(|s| matches!(s.state(), ModelState::Ready(_)))
+        self.slots
+            .iter()
+            .all(|s| matches!(s.state(), ModelState::Ready(_)))
     }
 
     /// Loads the local models one after another (they compete for the same cores).
@@ -123,9 +128,13 @@ pub async fn load_backend(config: &ModelConfig) -> Result<Backend, String> {
                 dtype: local.dtype,
                 max_concurrent: config.max_concurrent,
             };
-            let model = engine::LocalModel::load(spec).await.map_err(|e| e.to_string())?;
+            let model = engine::LocalModel::load(spec)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(Backend::Local(LocalBackend::new(Arc::new(model))))
         }
-        BackendConfig::Remote(r) => RemoteBackend::new(r.clone()).map(Backend::Remote).map_err(|e| e.to_string()),
+        BackendConfig::Remote(r) => RemoteBackend::new(r.clone())
+            .map(Backend::Remote)
+            .map_err(|e| e.to_string()),
     }
 }

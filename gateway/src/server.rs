@@ -29,7 +29,9 @@ impl RunningServer {
 
     /// Waits until the server has stopped.
     pub async fn wait(self) -> std::io::Result<()> {
-        self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 }
 
@@ -43,7 +45,9 @@ pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningSe
         loader
             .models
             .load_local(|id, st| match st {
-                crate::models::ModelState::Failed(e) => tracing::error!(model = id, error = %e, "model failed to load"),
+                crate::models::ModelState::Failed(e) => {
+                    tracing::error!(model = id, error = %e, "model failed to load")
+                }
                 _ => tracing::info!(model = id, "model loaded"),
             })
             .await;
@@ -72,11 +76,20 @@ pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningSe
             }
         }
     });
-    Ok(RunningServer { addr, state, shutdown: tx, task })
+    Ok(RunningServer {
+        addr,
+        state,
+        shutdown: tx,
+        task,
+    })
 }
 
 /// Runs until `signal` completes, then drains and returns.
-pub async fn run(config: Config, listener: TcpListener, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let server = start(config, listener)?;
     signal.await;
     server.shutdown();

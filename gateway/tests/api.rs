@@ -12,7 +12,12 @@ const MODEL: &str = "smollm2-135m";
 
 async fn post(body: Value) -> reqwest::Response {
     let addr = shared();
-    reqwest::Client::new().post(format!("http://{addr}/v1/chat/completions")).json(&body).send().await.unwrap()
+    reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn user(content: &str) -> Value {
@@ -31,7 +36,11 @@ async fn chat_non_streamed_returns_text_and_usage() {
     assert!(!text.trim().is_empty(), "{v}");
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     let u = &v["usage"];
-    let (p, c, t) = (u["prompt_tokens"].as_u64().unwrap(), u["completion_tokens"].as_u64().unwrap(), u["total_tokens"].as_u64().unwrap());
+    let (p, c, t) = (
+        u["prompt_tokens"].as_u64().unwrap(),
+        u["completion_tokens"].as_u64().unwrap(),
+        u["total_tokens"].as_u64().unwrap(),
+    );
     assert!(p > 5, "prompt tokens {p}");
     assert!((1..=16).contains(&c), "completion tokens {c}");
     assert_eq!(t, p + c);
@@ -46,12 +55,38 @@ async fn streamed_chunks_reassemble_to_the_non_streamed_text() {
     sreq["stream_options"] = json!({"include_usage": true});
     let resp = post(sreq).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let body = resp.text().await.unwrap();
     let (text, finish, usage) = reassemble(&body);
-    assert_eq!(text, whole["choices"][0]["message"]["content"].as_str().unwrap());
-    assert_eq!(finish, whole["choices"][0]["finish_reason"].as_str().unwrap());
+    assert_eq!(
+        text,
+        whole["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    assert_eq!(
+        finish,
+        whole["choices"][0]["finish_reason"].as_str().unwrap()
+    );
     assert_eq!(usage.expect("usage chunk"), whole["usage"]);
+}
+
+#[tokio::test]
+async fn concurrent_requests_get_the_sequential_greedy_answer() {
+    let req = json!({"model": MODEL, "messages": user("Describe a lighthouse."), "temperature": 0, "max_tokens": 24});
+    let alone: Value = post(req.clone()).await.json().await.unwrap();
+    let answers = futures::future::join_all((0..3).map(|_| {
+        let r = req.clone();
+        async move { post(r).await.json::<Value>().await.unwrap() }
+    }))
+    .await;
+    for a in answers {
+        assert_eq!(
+            a["choices"][0]["message"]["content"],
+            alone["choices"][0]["message"]["content"]
+        );
+    }
 }
 
 #[tokio::test]
@@ -81,7 +116,10 @@ async fn max_tokens_is_honoured_exactly() {
 async fn stop_sequences_cut_the_output() {
     let req = json!({"model": MODEL, "messages": user("Write a long story about a dragon who learns to bake."), "temperature": 0, "max_tokens": 40});
     let whole: Value = post(req.clone()).await.json().await.unwrap();
-    let text = whole["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let text = whole["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // A stop string from the middle of the greedy output: a word boundary past a third of it.
     let from = text.len() / 3;
     let at = from + text[from..].find(' ').expect("a space in the output");
@@ -97,7 +135,16 @@ async fn stop_sequences_cut_the_output() {
             (t, f)
         } else {
             let v: Value = resp.json().await.unwrap();
-            (v["choices"][0]["message"]["content"].as_str().unwrap().to_string(), v["choices"][0]["finish_reason"].as_str().unwrap().to_string())
+            (
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                v["choices"][0]["finish_reason"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
         };
         assert_eq!(got, expected, "stream={stream} stop={stop:?}");
         assert_eq!(finish, "stop");
@@ -109,12 +156,18 @@ async fn seeded_sampling_is_reproducible() {
     let req = json!({"model": MODEL, "messages": user("Tell me a fun fact."), "temperature": 1.0, "seed": 42, "max_tokens": 16});
     let a: Value = post(req.clone()).await.json().await.unwrap();
     let b: Value = post(req).await.json().await.unwrap();
-    assert_eq!(a["choices"][0]["message"]["content"], b["choices"][0]["message"]["content"]);
+    assert_eq!(
+        a["choices"][0]["message"]["content"],
+        b["choices"][0]["message"]["content"]
+    );
 }
 
 async fn error_of(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
-    assert!(resp.headers().contains_key("x-request-id"), "x-request-id missing on {status}");
+    assert!(
+        resp.headers().contains_key("x-request-id"),
+        "x-request-id missing on {status}"
+    );
     (status, resp.json().await.unwrap())
 }
 
@@ -125,17 +178,41 @@ async fn errors_have_openai_shape_and_stable_codes() {
     let url = format!("http://{addr}/v1/chat/completions");
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
         (c.post(&url).body("{not json"), 400, "invalid_json"),
-        (c.post(&url).body(vec![b'{', 0xff, 0xfe, b'}']), 400, "invalid_utf8"),
-        (c.post(&url).json(&json!({"model": "nope", "messages": user("x")})), 404, "model_not_found"),
-        (c.post(&url).json(&json!({"model": MODEL, "messages": user("x"), "temperature": 5})), 400, "invalid_parameter"),
-        (c.post(&url).body(vec![b' '; 70_000]), 413, "request_too_large"),
+        (
+            c.post(&url).body(vec![b'{', 0xff, 0xfe, b'}']),
+            400,
+            "invalid_utf8",
+        ),
+        (
+            c.post(&url)
+                .json(&json!({"model": "nope", "messages": user("x")})),
+            404,
+            "model_not_found",
+        ),
+        (
+            c.post(&url)
+                .json(&json!({"model": MODEL, "messages": user("x"), "temperature": 5})),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            c.post(&url).body(vec![b' '; 70_000]),
+            413,
+            "request_too_large",
+        ),
         (c.get(format!("http://{addr}/v1/nothing")), 404, "not_found"),
         (c.get(&url), 405, "method_not_allowed"),
     ];
     for (req, status, code) in cases {
         let (s, v) = error_of(req.send().await.unwrap()).await;
-        assert_eq!((s, v["error"]["code"].as_str().unwrap()), (status, code), "{v}");
-        assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(
+            (s, v["error"]["code"].as_str().unwrap()),
+            (status, code),
+            "{v}"
+        );
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
         assert!(v["error"]["type"].as_str().is_some());
     }
 }
@@ -143,18 +220,39 @@ async fn errors_have_openai_shape_and_stable_codes() {
 #[tokio::test]
 async fn client_request_id_is_echoed() {
     let addr = shared();
-    let r = reqwest::Client::new().get(format!("http://{addr}/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(format!("http://{addr}/healthz"))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-request-id"], "abc-123");
 }
 
 #[tokio::test]
 async fn models_and_probes() {
     let addr = shared();
-    let v: Value = reqwest::get(format!("http://{addr}/v1/models")).await.unwrap().json().await.unwrap();
+    let v: Value = reqwest::get(format!("http://{addr}/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["object"], "list");
-    let ids: Vec<&str> = v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&MODEL), "{v}");
-    assert_eq!(reqwest::get(format!("http://{addr}/healthz")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
@@ -174,10 +272,15 @@ async fn metrics_cover_requests_latency_and_tokens() {
         assert!(Instant::now() < deadline, "request counter did not move");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in [
         "gatehouse_http_request_duration_seconds_bucket",
-        "gatehouse_time_to_first_token_seconds_bucket{le=",
+        "gatehouse_time_to_first_token_seconds_bucket{model=\"smollm2-135m\",le=",
         "gatehouse_output_tokens_per_second_bucket",
         "gatehouse_output_tokens_total{model=\"smollm2-135m\"}",
         "gatehouse_http_requests_in_flight",
@@ -205,7 +308,12 @@ async fn full_queue_answers_429() {
     // The slot frees when the first stream is dropped.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = c.post(&url).json(&json!({"model": "smollm2-tight", "messages": user("Hi"), "max_tokens": 1})).send().await.unwrap();
+        let r = c
+            .post(&url)
+            .json(&json!({"model": "smollm2-tight", "messages": user("Hi"), "max_tokens": 1}))
+            .send()
+            .await
+            .unwrap();
         if r.status() == 200 {
             break;
         }
@@ -232,14 +340,22 @@ async fn client_disconnect_stops_generation() {
     let mut body = resp.bytes_stream();
     let mut seen = String::new();
     while seen.matches("data: ").count() < 4 {
-        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+        seen.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
     }
-    assert!(!seen.contains("finish_reason\":\""), "finished before the disconnect: {seen}");
+    assert!(
+        !seen.contains("finish_reason\":\""),
+        "finished before the disconnect: {seen}"
+    );
     assert_eq!(metric(addr, active).await, 1.0);
     drop(body);
     let deadline = Instant::now() + Duration::from_secs(10);
     while metric(addr, cancelled).await <= before || metric(addr, active).await != 0.0 {
-        assert!(Instant::now() < deadline, "the engine sequence did not stop");
+        assert!(
+            Instant::now() < deadline,
+            "the engine sequence did not stop"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // This model runs one sequence at a time: had the 3000-token generation gone on (minutes
@@ -255,12 +371,16 @@ async fn client_disconnect_stops_generation() {
         .await
         .unwrap();
     assert_eq!(v["usage"]["completion_tokens"], 2, "{v}");
-    assert!(start.elapsed() < Duration::from_secs(20), "queued behind a cancelled generation: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "queued behind a cancelled generation: {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn readiness_turns_green_only_after_loading() {
-    let yaml = format!("models:\n{}", smollm2("smollm2-135m", 1, 1));
+    let yaml = format!("models:\n{}", smollm2("smollm2-135m", 1));
     let addr = start(config(&yaml));
     let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     assert_eq!(r.status(), 503);
@@ -276,8 +396,13 @@ async fn readiness_turns_green_only_after_loading() {
             .unwrap(),
     )
     .await;
-    assert_eq!((s, e["error"]["code"].as_str().unwrap()), (503, "model_loading"));
-    tokio::task::spawn_blocking(move || wait_ready(addr, Duration::from_secs(180))).await.unwrap();
+    assert_eq!(
+        (s, e["error"]["code"].as_str().unwrap()),
+        (503, "model_loading")
+    );
+    tokio::task::spawn_blocking(move || wait_ready(addr, Duration::from_secs(180)))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -288,35 +413,82 @@ async fn gatehouse_fronts_gatehouse() {
     );
     let front = start(config(&yaml));
     let c = reqwest::Client::new();
-    let req = json!({"model": MODEL, "messages": user("Say hello."), "temperature": 0, "max_tokens": 12});
+    let req =
+        json!({"model": MODEL, "messages": user("Say hello."), "temperature": 0, "max_tokens": 12});
     let direct: Value = post(req.clone()).await.json().await.unwrap();
     let direct_text = direct["choices"][0]["message"]["content"].as_str().unwrap();
 
     let mut r = req.clone();
     r["model"] = json!("fronted");
-    let via: Value = c.post(format!("http://{front}/v1/chat/completions")).json(&r).send().await.unwrap().json().await.unwrap();
+    let via: Value = c
+        .post(format!("http://{front}/v1/chat/completions"))
+        .json(&r)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(via["model"], "fronted");
-    assert_eq!(via["choices"][0]["message"]["content"].as_str().unwrap(), direct_text);
+    assert_eq!(
+        via["choices"][0]["message"]["content"].as_str().unwrap(),
+        direct_text
+    );
     assert_eq!(via["usage"], direct["usage"]);
 
     r["stream"] = json!(true);
     r["stream_options"] = json!({"include_usage": true});
-    let resp = c.post(format!("http://{front}/v1/chat/completions")).json(&r).send().await.unwrap();
+    let resp = c
+        .post(format!("http://{front}/v1/chat/completions"))
+        .json(&r)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let (text, finish, usage) = reassemble(&resp.text().await.unwrap());
     assert_eq!(text, direct_text);
-    assert_eq!(finish, direct["choices"][0]["finish_reason"].as_str().unwrap());
+    assert_eq!(
+        finish,
+        direct["choices"][0]["finish_reason"].as_str().unwrap()
+    );
     assert_eq!(usage.unwrap(), direct["usage"]);
 
     // Upstream errors keep their meaning: an unknown upstream model is the client's fault.
     let bad = format!("models:\n  - id: fronted\n    backend: remote\n    base_url: http://{upstream}/v1\n    upstream_model: missing\n");
     let front_bad = start(config(&bad));
-    let (s, v) = error_of(c.post(format!("http://{front_bad}/v1/chat/completions")).json(&r).send().await.unwrap()).await;
-    assert_eq!((s, v["error"]["code"].as_str().unwrap()), (404, "upstream_rejected"), "{v}");
+    let (s, v) = error_of(
+        c.post(format!("http://{front_bad}/v1/chat/completions"))
+            .json(&r)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str().unwrap()),
+        (404, "upstream_rejected"),
+        "{v}"
+    );
     // An unreachable upstream is a 502 with its own code.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let dead = format!("models:\n  - id: fronted\n    backend: remote\n    base_url: http://{closed}/v1\n");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead = format!(
+        "models:\n  - id: fronted\n    backend: remote\n    base_url: http://{closed}/v1\n"
+    );
     let front_dead = start(config(&dead));
-    let (s, v) = error_of(c.post(format!("http://{front_dead}/v1/chat/completions")).json(&r).send().await.unwrap()).await;
-    assert_eq!((s, v["error"]["code"].as_str().unwrap()), (502, "upstream_unreachable"), "{v}");
+    let (s, v) = error_of(
+        c.post(format!("http://{front_dead}/v1/chat/completions"))
+            .json(&r)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str().unwrap()),
+        (502, "upstream_unreachable"),
+        "{v}"
+    );
 }

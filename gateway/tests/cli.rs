@@ -25,8 +25,14 @@ fn serve(config: &str) -> (Child, String) {
         .spawn()
         .expect("spawn gatehouse");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("gatehouse listening on http://").unwrap_or_else(|| panic!("bad first line {line:?}")).to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("gatehouse listening on http://")
+        .unwrap_or_else(|| panic!("bad first line {line:?}"))
+        .to_string();
     (child, addr)
 }
 
@@ -34,7 +40,9 @@ fn serve(config: &str) -> (Child, String) {
 async fn sigterm_drains_in_flight_streams() {
     let (mut child, addr) = serve("config/gatehouse.yaml");
     let a = addr.parse().unwrap();
-    tokio::task::spawn_blocking(move || wait_ready(a, Duration::from_secs(180))).await.unwrap();
+    tokio::task::spawn_blocking(move || wait_ready(a, Duration::from_secs(180)))
+        .await
+        .unwrap();
     let c = reqwest::Client::new();
     let resp = c
         .post(format!("http://{addr}/v1/chat/completions"))
@@ -45,7 +53,10 @@ async fn sigterm_drains_in_flight_streams() {
         .unwrap();
     let mut body = resp.bytes_stream();
     let mut text = String::from_utf8_lossy(&body.next().await.unwrap().unwrap()).into_owned();
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     // While draining, readiness fails (the listener may also be closed already).
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -56,15 +67,30 @@ async fn sigterm_drains_in_flight_streams() {
         text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
     }
     let (_, finish, _) = reassemble(&text);
-    assert_eq!(finish, "length", "the in-flight stream must complete: {text}");
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert_eq!(
+        finish, "length",
+        "the in-flight stream must complete: {text}"
+    );
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
 }
 
 #[test]
 fn chat_streams_the_answer_to_stdout() {
     let out = gatehouse()
-        .args(["chat", "--config", "config/gatehouse.yaml", "--temperature", "0", "--max-tokens", "8", "What is 2+2?"])
+        .args([
+            "chat",
+            "--config",
+            "config/gatehouse.yaml",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "8",
+            "What is 2+2?",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -77,9 +103,13 @@ fn chat_streams_the_answer_to_stdout() {
 
 #[test]
 fn chat_rejects_an_unknown_model() {
-    let out = gatehouse().args(["chat", "--model", "nope", "hi"]).output().unwrap();
+    let out = gatehouse()
+        .args(["chat", "--model", "nope", "hi"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model `nope`; configured: smollm2-135m"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("unknown model `nope`; configured: smollm2-135m"));
 }
 
 #[test]
@@ -87,17 +117,38 @@ fn config_check_reports_file_key_and_line() {
     let dir = std::env::temp_dir().join(format!("gatehouse-cfg-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, "server:\n  listen: 127.0.0.1:1\n  colour: blue\nmodels: []\n").unwrap();
-    let out = gatehouse().args(["config", "check", "--config", bad.to_str().unwrap()]).output().unwrap();
+    std::fs::write(
+        &bad,
+        "server:\n  listen: 127.0.0.1:1\n  colour: blue\nmodels: []\n",
+    )
+    .unwrap();
+    let out = gatehouse()
+        .args(["config", "check", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3: server: unknown field `colour`", bad.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:3: server.colour: unknown field `colour`",
+            bad.display()
+        )),
+        "{err}"
+    );
 
     let ok = gatehouse().args(["config", "check"]).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("model smollm2-135m\tlocal"));
 
-    let env = gatehouse().args(["config", "check"]).env("GATEHOUSE__SERVER__LISTEN", "nonsense").output().unwrap();
+    let env = gatehouse()
+        .args(["config", "check"])
+        .env("GATEHOUSE__SERVER__LISTEN", "nonsense")
+        .output()
+        .unwrap();
     assert_eq!(env.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&env.stderr).contains("server.listen"));
 }
@@ -111,11 +162,19 @@ fn models_lists_the_configuration() {
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in [vec!["serve"], vec!["chat"], vec!["models"], vec!["config", "check"]] {
+    for sub in [
+        vec!["serve"],
+        vec!["chat"],
+        vec!["models"],
+        vec!["config", "check"],
+    ] {
         let mut args = sub.clone();
         args.push("--help");
         let out = gatehouse().args(&args).output().unwrap();
         assert!(out.status.success(), "{sub:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("--config"), "{sub:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("--config"),
+            "{sub:?}"
+        );
     }
 }

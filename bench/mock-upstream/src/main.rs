@@ -23,11 +23,20 @@ const STREAM: &str = concat!(
 );
 
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     // A substring check keeps the mock's own cost negligible next to the gateway's.
     let contains = |pat: &[u8]| body.windows(pat.len()).any(|w| w == pat);
     let streamed = contains(b"\"stream\":true") || contains(b"\"stream\": true");
-    let (ctype, text) = if streamed { ("text/event-stream", STREAM) } else { ("application/json", COMPLETION) };
+    let (ctype, text) = if streamed {
+        ("text/event-stream", STREAM)
+    } else {
+        ("application/json", COMPLETION)
+    };
     Ok(Response::builder()
         .header("content-type", ctype)
         .body(Full::new(Bytes::from_static(text.as_bytes())))
@@ -36,14 +45,18 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service_fn(handle)).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                .await;
         });
     }
 }

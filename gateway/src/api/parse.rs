@@ -8,7 +8,10 @@ use crate::error::ApiError;
 pub const MAX_TOKENS_LIMIT: i64 = 1 << 20;
 
 fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::InvalidRequest { param, message: message.into() }
+    ApiError::InvalidRequest {
+        param,
+        message: message.into(),
+    }
 }
 
 /// Parses and validates a chat-completions body.
@@ -23,7 +26,10 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
         return Err(invalid("model", "`model` must not be empty"));
     }
     if req.messages.is_empty() {
-        return Err(invalid("messages", "`messages` must contain at least one message"));
+        return Err(invalid(
+            "messages",
+            "`messages` must contain at least one message",
+        ));
     }
     let mut messages = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.into_iter().enumerate() {
@@ -32,7 +38,10 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
             "user" => Role::User,
             "assistant" => Role::Assistant,
             other => {
-                return Err(invalid("messages", format!("messages[{i}].role `{other}` is not supported")));
+                return Err(invalid(
+                    "messages",
+                    format!("messages[{i}].role `{other}` is not supported"),
+                ));
             }
         };
         let content = match m.content {
@@ -63,7 +72,9 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
         }
     }
     let temperature = match req.temperature {
-        Some(t) if !(0.0..=2.0).contains(&t) => return Err(invalid("temperature", "must be between 0 and 2")),
+        Some(t) if !(0.0..=2.0).contains(&t) => {
+            return Err(invalid("temperature", "must be between 0 and 2"))
+        }
         t => t,
     };
     let top_p = match req.top_p {
@@ -76,7 +87,10 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
     };
     let max_tokens = match req.max_completion_tokens.or(req.max_tokens) {
         Some(n) if !(1..=MAX_TOKENS_LIMIT).contains(&n) => {
-            return Err(invalid("max_tokens", format!("must be between 1 and {MAX_TOKENS_LIMIT}")));
+            return Err(invalid(
+                "max_tokens",
+                format!("must be between 1 and {MAX_TOKENS_LIMIT}"),
+            ));
         }
         n => n.map(|n| n as usize),
     };
@@ -101,7 +115,14 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
         request_id: request_id.to_string(),
         model: req.model,
         messages,
-        sampling: Sampling { temperature, top_p, top_k, max_tokens, stop, seed },
+        sampling: Sampling {
+            temperature,
+            top_p,
+            top_k,
+            max_tokens,
+            stop,
+            seed,
+        },
         stream,
         include_usage,
     })
@@ -122,7 +143,13 @@ mod tests {
             "temperature":0,"top_p":0.9,"top_k":5,"max_completion_tokens":7,"stop":"x","seed":3,"stream":true,
             "stream_options":{"include_usage":true},"presence_penalty":0}"#;
         let r = chat_request(body, "rid").unwrap();
-        assert_eq!(r.messages[0], ChatMessage { role: Role::System, content: "ab".into() });
+        assert_eq!(
+            r.messages[0],
+            ChatMessage {
+                role: Role::System,
+                content: "ab".into()
+            }
+        );
         assert_eq!(r.sampling.max_tokens, Some(7));
         assert_eq!(r.sampling.stop, vec!["x".to_string()]);
         assert_eq!(r.sampling.seed, Some(3));
@@ -135,8 +162,13 @@ mod tests {
         assert_eq!(code(chat_request(b"{", "r")), "invalid_json");
         assert_eq!(code(chat_request(b"\xff\xfe", "r")), "invalid_utf8");
         assert_eq!(code(chat_request(br#"{"model":"m"}"#, "r")), "invalid_json");
-        assert_eq!(code(chat_request(br#"{"model":"m","messages":[]}"#, "r")), "invalid_parameter");
-        let base = |extra: &str| format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#);
+        assert_eq!(
+            code(chat_request(br#"{"model":"m","messages":[]}"#, "r")),
+            "invalid_parameter"
+        );
+        let base = |extra: &str| {
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}]{extra}}}"#)
+        };
         for extra in [
             r#","temperature":3"#,
             r#","top_p":0"#,
@@ -147,10 +179,17 @@ mod tests {
             r#","top_k":0"#,
             r#","seed":-1"#,
         ] {
-            assert_eq!(code(chat_request(base(extra).as_bytes(), "r")), "invalid_parameter", "{extra}");
+            assert_eq!(
+                code(chat_request(base(extra).as_bytes(), "r")),
+                "invalid_parameter",
+                "{extra}"
+            );
         }
         let tool = r#"{"model":"m","messages":[{"role":"tool","content":"x"}]}"#;
-        assert_eq!(code(chat_request(tool.as_bytes(), "r")), "invalid_parameter");
+        assert_eq!(
+            code(chat_request(tool.as_bytes(), "r")),
+            "invalid_parameter"
+        );
     }
 
     proptest! {
@@ -180,9 +219,16 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(|n| json!(n)),
-            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
-            prop_oneof![Just("model".to_string()), Just("messages".to_string()), Just("user".to_string()), ".{0,8}"]
-                .prop_map(Value::String),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            prop_oneof![
+                Just("model".to_string()),
+                Just("messages".to_string()),
+                Just("user".to_string()),
+                ".{0,8}"
+            ]
+            .prop_map(Value::String),
         ];
         leaf.prop_recursive(4, 32, 6, |inner| {
             let keys = prop_oneof![

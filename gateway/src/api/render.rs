@@ -30,16 +30,29 @@ impl Meta {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        Self { id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()), created, model: model.to_string() }
+        Self {
+            id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            created,
+            model: model.to_string(),
+        }
     }
 
-    fn chunk(&self, delta: Delta, finish_reason: Option<&str>, with_usage: bool) -> ChatCompletionChunk {
+    fn chunk(
+        &self,
+        delta: Delta,
+        finish_reason: Option<&str>,
+        with_usage: bool,
+    ) -> ChatCompletionChunk {
         ChatCompletionChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk".into(),
             created: self.created,
             model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish_reason.map(str::to_string) }],
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish_reason.map(str::to_string),
+            }],
             usage: with_usage.then_some(None),
         }
     }
@@ -59,7 +72,10 @@ pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletio
     while let Some(ev) = stream.next().await {
         match ev? {
             ChatEvent::Delta(t) => text.push_str(&t),
-            ChatEvent::Done { finish_reason, usage } => {
+            ChatEvent::Done {
+                finish_reason,
+                usage,
+            } => {
                 return Ok(ChatCompletion {
                     id: meta.id,
                     object: "chat.completion".into(),
@@ -67,7 +83,10 @@ pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletio
                     model: meta.model,
                     choices: vec![Choice {
                         index: 0,
-                        message: AssistantMessage { role: "assistant".into(), content: Some(text) },
+                        message: AssistantMessage {
+                            role: "assistant".into(),
+                            content: Some(text),
+                        },
                         finish_reason: Some(finish_reason.as_str().into()),
                     }],
                     usage: Some(wire_usage(usage)),
@@ -75,7 +94,9 @@ pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletio
             }
         }
     }
-    Err(BackendError::Protocol("the answer ended without a finish event".into()))
+    Err(BackendError::Protocol(
+        "the answer ended without a finish event".into(),
+    ))
 }
 
 fn json_event<T: serde::Serialize>(v: &T) -> Event {
@@ -84,9 +105,16 @@ fn json_event<T: serde::Serialize>(v: &T) -> Event {
 
 /// SSE events: a role chunk, one chunk per delta, a finish chunk, the usage chunk when asked
 /// for, then `[DONE]`. A failure mid-stream sends an OpenAI error object and no `[DONE]`.
-pub fn sse(meta: Meta, stream: ChatStream, include_usage: bool) -> impl Stream<Item = Result<Event, Infallible>> {
+pub fn sse(
+    meta: Meta,
+    stream: ChatStream,
+    include_usage: bool,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let first = json_event(&meta.chunk(
-        Delta { role: Some("assistant".into()), content: Some(String::new()) },
+        Delta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+        },
         None,
         include_usage,
     ));
@@ -94,11 +122,24 @@ pub fn sse(meta: Meta, stream: ChatStream, include_usage: bool) -> impl Stream<I
         .map(move |ev| -> Vec<Event> {
             match ev {
                 Ok(ChatEvent::Delta(t)) => {
-                    vec![json_event(&meta.chunk(Delta { role: None, content: Some(t) }, None, include_usage))]
+                    vec![json_event(&meta.chunk(
+                        Delta {
+                            role: None,
+                            content: Some(t),
+                        },
+                        None,
+                        include_usage,
+                    ))]
                 }
-                Ok(ChatEvent::Done { finish_reason, usage }) => {
-                    let mut out =
-                        vec![json_event(&meta.chunk(Delta::default(), Some(finish_reason.as_str()), include_usage))];
+                Ok(ChatEvent::Done {
+                    finish_reason,
+                    usage,
+                }) => {
+                    let mut out = vec![json_event(&meta.chunk(
+                        Delta::default(),
+                        Some(finish_reason.as_str()),
+                        include_usage,
+                    ))];
                     if include_usage {
                         let mut c = meta.chunk(Delta::default(), None, true);
                         c.choices.clear();
@@ -112,5 +153,7 @@ pub fn sse(meta: Meta, stream: ChatStream, include_usage: bool) -> impl Stream<I
             }
         })
         .flat_map(futures::stream::iter);
-    futures::stream::once(async move { first }).chain(rest).map(Ok)
+    futures::stream::once(async move { first })
+        .chain(rest)
+        .map(Ok)
 }

@@ -25,13 +25,16 @@ impl LocalBackend {
 
     /// Starts generation; dropping the stream cancels it in the engine.
     pub fn chat(&self, req: &ChatRequest) -> Result<ChatStream, BackendError> {
-        let gen = self.model.generate(req.messages.clone(), req.sampling.clone())?;
+        let gen = self
+            .model
+            .generate(req.messages.clone(), req.sampling.clone())?;
         Ok(gen
             .map(|ev| match ev {
                 Ok(engine::GenerationEvent::Delta(t)) => Ok(ChatEvent::Delta(t)),
-                Ok(engine::GenerationEvent::Finished { reason, usage }) => {
-                    Ok(ChatEvent::Done { finish_reason: reason, usage })
-                }
+                Ok(engine::GenerationEvent::Finished { reason, usage }) => Ok(ChatEvent::Done {
+                    finish_reason: reason,
+                    usage,
+                }),
                 Err(e) => Err(BackendError::Engine(e)),
             })
             .boxed())

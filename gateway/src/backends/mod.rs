@@ -37,19 +37,39 @@ impl BackendError {
     /// HTTP status, OpenAI `type`, stable `code`.
     pub fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            BackendError::Engine(e) if e.is_client_error() => {
-                (StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_parameter")
-            }
-            BackendError::Engine(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "engine_error"),
+            BackendError::Engine(e) if e.is_client_error() => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_parameter",
+            ),
+            BackendError::Engine(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "engine_error",
+            ),
             BackendError::Upstream { status, .. } if (400..500).contains(status) => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
                 "invalid_request_error",
                 "upstream_rejected",
             ),
-            BackendError::Upstream { .. } => (StatusCode::BAD_GATEWAY, "server_error", "upstream_error"),
-            BackendError::Unreachable(_) => (StatusCode::BAD_GATEWAY, "server_error", "upstream_unreachable"),
-            BackendError::UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "server_error", "upstream_timeout"),
-            BackendError::Protocol(_) => (StatusCode::BAD_GATEWAY, "server_error", "upstream_protocol_error"),
+            BackendError::Upstream { .. } => {
+                (StatusCode::BAD_GATEWAY, "server_error", "upstream_error")
+            }
+            BackendError::Unreachable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_unreachable",
+            ),
+            BackendError::UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                "upstream_timeout",
+            ),
+            BackendError::Protocol(_) => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_protocol_error",
+            ),
         }
     }
 }

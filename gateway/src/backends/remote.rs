@@ -36,9 +36,13 @@ impl RemoteBackend {
 
     fn body(&self, req: &ChatRequest) -> Value {
         let s = &req.sampling;
-        let messages: Vec<Value> =
-            req.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect();
-        let mut body = json!({ "model": self.cfg.upstream_model, "messages": messages, "stream": req.stream });
+        let messages: Vec<Value> = req
+            .messages
+            .iter()
+            .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+            .collect();
+        let mut body =
+            json!({ "model": self.cfg.upstream_model, "messages": messages, "stream": req.stream });
         let obj = body.as_object_mut().expect("literal object");
         let mut set = |k: &str, v: Value| {
             obj.insert(k.to_string(), v);
@@ -90,14 +94,24 @@ impl RemoteBackend {
         let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
-            return Err(BackendError::Upstream { status: status.as_u16(), message: upstream_message(&text) });
+            return Err(BackendError::Upstream {
+                status: status.as_u16(),
+                message: upstream_message(&text),
+            });
         }
         if !req.stream {
             let bytes = resp.bytes().await.map_err(Self::send_error)?;
-            let c: ChatCompletion =
-                serde_json::from_slice(&bytes).map_err(|e| BackendError::Protocol(e.to_string()))?;
-            let choice = c.choices.into_iter().next().ok_or_else(|| BackendError::Protocol("no choices".into()))?;
-            let usage = c.usage.map(|u| Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens });
+            let c: ChatCompletion = serde_json::from_slice(&bytes)
+                .map_err(|e| BackendError::Protocol(e.to_string()))?;
+            let choice = c
+                .choices
+                .into_iter()
+                .next()
+                .ok_or_else(|| BackendError::Protocol("no choices".into()))?;
+            let usage = c.usage.map(|u| Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            });
             let events = vec![
                 Ok(ChatEvent::Delta(choice.message.content.unwrap_or_default())),
                 Ok(ChatEvent::Done {
@@ -120,7 +134,9 @@ fn upstream_message(text: &str) -> String {
 }
 
 /// Turns an upstream SSE body into chat events.
-pub fn sse_events<S, B, E>(body: S) -> impl futures::Stream<Item = Result<ChatEvent, BackendError>> + Send + 'static
+pub fn sse_events<S, B, E>(
+    body: S,
+) -> impl futures::Stream<Item = Result<ChatEvent, BackendError>> + Send + 'static
 where
     S: futures::Stream<Item = Result<B, E>> + Send + Unpin + 'static,
     B: AsRef<[u8]> + Send,
@@ -154,7 +170,10 @@ where
                     Ok(None) => continue,
                     Ok(Some(ChatEvent::Done { .. })) => {
                         st.ended = true;
-                        let done = ChatEvent::Done { finish_reason: st.finish.unwrap_or(FinishReason::Stop), usage: st.usage };
+                        let done = ChatEvent::Done {
+                            finish_reason: st.finish.unwrap_or(FinishReason::Stop),
+                            usage: st.usage,
+                        };
                         return Some((Ok(done), st));
                     }
                     Ok(Some(ev)) => return Some((Ok(ev), st)),
@@ -166,13 +185,21 @@ where
             }
             if st.body_done {
                 st.ended = true;
-                return Some((Err(BackendError::Protocol("stream ended before [DONE]".into())), st));
+                return Some((
+                    Err(BackendError::Protocol("stream ended before [DONE]".into())),
+                    st,
+                ));
             }
             let fed = match st.body.next().await {
                 Some(Ok(bytes)) => st.parser.feed(bytes.as_ref()),
                 Some(Err(e)) => {
                     st.ended = true;
-                    return Some((Err(BackendError::Unreachable(format!("upstream stream broke: {e}"))), st));
+                    return Some((
+                        Err(BackendError::Unreachable(format!(
+                            "upstream stream broke: {e}"
+                        ))),
+                        st,
+                    ));
                 }
                 None => {
                     st.body_done = true;
@@ -191,21 +218,40 @@ where
 }
 
 /// One SSE payload: `[DONE]` gives `Done`, a chunk gives its delta (or nothing).
-fn handle_event(data: &str, finish: &mut Option<FinishReason>, usage: &mut Usage) -> Result<Option<ChatEvent>, BackendError> {
+fn handle_event(
+    data: &str,
+    finish: &mut Option<FinishReason>,
+    usage: &mut Usage,
+) -> Result<Option<ChatEvent>, BackendError> {
     if data.trim() == "[DONE]" {
-        return Ok(Some(ChatEvent::Done { finish_reason: finish.unwrap_or(FinishReason::Stop), usage: *usage }));
+        return Ok(Some(ChatEvent::Done {
+            finish_reason: finish.unwrap_or(FinishReason::Stop),
+            usage: *usage,
+        }));
     }
-    let v: Value = serde_json::from_str(data).map_err(|e| BackendError::Protocol(format!("bad chunk: {e}")))?;
+    let v: Value = serde_json::from_str(data)
+        .map_err(|e| BackendError::Protocol(format!("bad chunk: {e}")))?;
     if let Some(err) = v.get("error") {
-        let message = err["message"].as_str().unwrap_or("error event without message").to_string();
-        return Err(BackendError::Upstream { status: 200, message });
+        let message = err["message"]
+            .as_str()
+            .unwrap_or("error event without message")
+            .to_string();
+        return Err(BackendError::Upstream {
+            status: 200,
+            message,
+        });
     }
     let chunk: ChatCompletionChunk =
         serde_json::from_value(v).map_err(|e| BackendError::Protocol(format!("bad chunk: {e}")))?;
     if let Some(Some(u)) = chunk.usage {
-        *usage = Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens };
+        *usage = Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        };
     }
-    let Some(choice) = chunk.choices.into_iter().next() else { return Ok(None) };
+    let Some(choice) = chunk.choices.into_iter().next() else {
+        return Ok(None);
+    };
     if let Some(r) = choice.finish_reason.as_deref() {
         *finish = Some(finish_reason(Some(r)));
     }
@@ -221,7 +267,10 @@ mod tests {
 
     async fn run(chunks: Vec<&'static [u8]>) -> Vec<Result<ChatEvent, String>> {
         let body = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
-        sse_events(body).map(|r| r.map_err(|e| e.to_string())).collect().await
+        sse_events(body)
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+            .await
     }
 
     #[tokio::test]
@@ -239,7 +288,10 @@ mod tests {
                 Ok(ChatEvent::Delta("llo".into())),
                 Ok(ChatEvent::Done {
                     finish_reason: FinishReason::Length,
-                    usage: Usage { prompt_tokens: 3, completion_tokens: 2 }
+                    usage: Usage {
+                        prompt_tokens: 3,
+                        completion_tokens: 2
+                    }
                 }),
             ]
         );
@@ -248,10 +300,19 @@ mod tests {
     #[tokio::test]
     async fn truncated_stream_and_error_events_fail() {
         let out = run(vec![b"data: {\"id\":\"x\",\"object\":\"c\",\"created\":1,\"model\":\"m\",\"choices\":[]}\n\n"]).await;
-        assert!(matches!(out.last(), Some(Err(e)) if e.contains("before [DONE]")), "{out:?}");
+        assert!(
+            matches!(out.last(), Some(Err(e)) if e.contains("before [DONE]")),
+            "{out:?}"
+        );
         let out = run(vec![b"data: {\"error\":{\"message\":\"boom\"}}\n\n"]).await;
-        assert!(matches!(out.last(), Some(Err(e)) if e.contains("boom")), "{out:?}");
+        assert!(
+            matches!(out.last(), Some(Err(e)) if e.contains("boom")),
+            "{out:?}"
+        );
         let out = run(vec![b"data: not json\n\n"]).await;
-        assert!(matches!(out.last(), Some(Err(e)) if e.contains("bad chunk")), "{out:?}");
+        assert!(
+            matches!(out.last(), Some(Err(e)) if e.contains("bad chunk")),
+            "{out:?}"
+        );
     }
 }

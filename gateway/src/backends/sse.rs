@@ -57,7 +57,8 @@ impl SseParser {
     fn line_done(&mut self, line: &[u8], out: &mut Vec<String>) -> Result<(), SseError> {
         if line.is_empty() {
             if self.has_data {
-                let data = String::from_utf8(std::mem::take(&mut self.data)).map_err(|_| SseError::NotUtf8)?;
+                let data = String::from_utf8(std::mem::take(&mut self.data))
+                    .map_err(|_| SseError::NotUtf8)?;
                 out.push(data);
                 self.has_data = false;
             }
@@ -105,7 +106,10 @@ mod tests {
     #[test]
     fn parses_events_comments_and_crlf() {
         let body = b": keep-alive\n\ndata: {\"a\":1}\n\ndata:x\r\ndata: y\r\n\r\nevent: e\ndata: [DONE]\n\n";
-        assert_eq!(parse_all(&[body]).unwrap(), vec!["{\"a\":1}", "x\ny", "[DONE]"]);
+        assert_eq!(
+            parse_all(&[body]).unwrap(),
+            vec!["{\"a\":1}", "x\ny", "[DONE]"]
+        );
     }
 
     #[test]

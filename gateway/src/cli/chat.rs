@@ -47,7 +47,10 @@ pub async fn run(args: ChatArgs) -> ExitCode {
             Some(m) => m.clone(),
             None => {
                 let known: Vec<&str> = cfg.models.iter().map(|m| m.id.as_str()).collect();
-                eprintln!("gatehouse: unknown model `{id}`; configured: {}", known.join(", "));
+                eprintln!(
+                    "gatehouse: unknown model `{id}`; configured: {}",
+                    known.join(", ")
+                );
                 return ExitCode::from(2);
             }
         },
@@ -66,7 +69,11 @@ pub async fn run(args: ChatArgs) -> ExitCode {
         let _ = p.await;
         eprint!("\r\x1b[2K");
     }
-    eprintln!("loaded {} in {:.1}s", model.id, started.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {} in {:.1}s",
+        model.id,
+        started.elapsed().as_secs_f64()
+    );
     let backend = match backend {
         Ok(b) => b,
         Err(e) => {
@@ -77,9 +84,15 @@ pub async fn run(args: ChatArgs) -> ExitCode {
 
     let mut messages = Vec::new();
     if let Some(s) = args.system {
-        messages.push(ChatMessage { role: Role::System, content: s });
+        messages.push(ChatMessage {
+            role: Role::System,
+            content: s,
+        });
     }
-    messages.push(ChatMessage { role: Role::User, content: args.prompt });
+    messages.push(ChatMessage {
+        role: Role::User,
+        content: args.prompt,
+    });
     let req = ChatRequest {
         request_id: format!("cli-{}", uuid::Uuid::new_v4().simple()),
         model: model.id.clone(),
@@ -109,7 +122,10 @@ pub async fn run(args: ChatArgs) -> ExitCode {
                 let _ = out.write_all(t.as_bytes());
                 let _ = out.flush();
             }
-            Ok(ChatEvent::Done { finish_reason, usage }) => {
+            Ok(ChatEvent::Done {
+                finish_reason,
+                usage,
+            }) => {
                 let _ = writeln!(out);
                 eprintln!(
                     "[{} prompt tokens, {} completion tokens, finish: {}]",
@@ -135,7 +151,11 @@ async fn show_progress(id: String) {
     let start = Instant::now();
     let frames = ['|', '/', '-', '\\'];
     for i in 0usize.. {
-        eprint!("\r{} loading {id} ... {:.0}s", frames[i % frames.len()], start.elapsed().as_secs_f64());
+        eprint!(
+            "\r{} loading {id} ... {:.0}s",
+            frames[i % frames.len()],
+            start.elapsed().as_secs_f64()
+        );
         let _ = std::io::stderr().flush();
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -59,9 +59,14 @@ enum ConfigCommand {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mistralrs_core=warn,mistralrs=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,mistralrs_core=warn,mistralrs=warn")
+        });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn load(arg: &ConfigArg) -> Result<Config, ExitCode> {
@@ -74,7 +79,10 @@ fn load(arg: &ConfigArg) -> Result<Config, ExitCode> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gatehouse: cannot start the async runtime: {e}");
@@ -103,7 +111,9 @@ pub fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Config { command: ConfigCommand::Check { config } } => match load(&config) {
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => match load(&config) {
             Ok(cfg) => {
                 println!("{}: ok", config.config.display());
                 println!("listen: {}", cfg.server.listen);
@@ -120,7 +130,9 @@ pub fn main() -> ExitCode {
 fn describe(m: &crate::config::ModelConfig) -> String {
     match &m.backend {
         BackendConfig::Local(l) => format!("{}\tlocal\t{}\t{:?}", m.id, l.path.display(), l.dtype),
-        BackendConfig::Remote(r) => format!("{}\tremote\t{}\t{}", m.id, r.base_url, r.upstream_model),
+        BackendConfig::Remote(r) => {
+            format!("{}\tremote\t{}\t{}", m.id, r.base_url, r.upstream_model)
+        }
     }
 }
 
@@ -132,7 +144,10 @@ async fn serve(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     // Machine-readable: tests and scripts that bind port 0 read the address from this line.
     println!("gatehouse listening on http://{addr}");
     match crate::server::run(cfg, listener, crate::server::shutdown_signal()).await {

@@ -48,17 +48,27 @@ pub fn apply(root: &mut Value, ov: &Override) -> Result<(), String> {
                     *node = Value::Mapping(Mapping::new());
                 }
                 let Value::Mapping(map) = node else {
-                    return Err(format!("{}: cannot set key `{k}` inside a non-mapping value", ov.var));
+                    return Err(format!(
+                        "{}: cannot set key `{k}` inside a non-mapping value",
+                        ov.var
+                    ));
                 };
                 map.entry(Value::String(k.clone())).or_insert(Value::Null)
             }
             Segment::Index(i) => {
                 let Value::Sequence(seq) = node else {
-                    return Err(format!("{}: index {i} used on a value that is not a list", ov.var));
+                    return Err(format!(
+                        "{}: index {i} used on a value that is not a list",
+                        ov.var
+                    ));
                 };
                 let len = seq.len();
-                seq.get_mut(*i)
-                    .ok_or_else(|| format!("{}: index {i} is out of range (the list has {len} entries)", ov.var))?
+                seq.get_mut(*i).ok_or_else(|| {
+                    format!(
+                        "{}: index {i} is out of range (the list has {len} entries)",
+                        ov.var
+                    )
+                })?
             }
         };
         if last {
@@ -76,8 +86,14 @@ mod tests {
     fn overrides_nested_and_indexed_keys() {
         let mut v: Value = serde_yaml::from_str("server: {listen: a}\nmodels: [{id: x}]").unwrap();
         let ovs = collect([
-            ("GATEHOUSE__SERVER__LISTEN".to_string(), "0.0.0.0:1".to_string()),
-            ("GATEHOUSE__MODELS__0__MAX_QUEUE".to_string(), "7".to_string()),
+            (
+                "GATEHOUSE__SERVER__LISTEN".to_string(),
+                "0.0.0.0:1".to_string(),
+            ),
+            (
+                "GATEHOUSE__MODELS__0__MAX_QUEUE".to_string(),
+                "7".to_string(),
+            ),
             ("OTHER".to_string(), "x".to_string()),
         ]);
         assert_eq!(ovs.len(), 2);

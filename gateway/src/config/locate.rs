@@ -45,13 +45,16 @@ fn significant(src: &str) -> Vec<Option<Line<'_>>> {
             if text.is_empty() || text.starts_with('#') || text.starts_with("---") {
                 return None;
             }
-            Some(Line { indent: raw.len() - text.len(), text })
+            Some(Line {
+                indent: raw.len() - text.len(),
+                text,
+            })
         })
         .collect()
 }
 
 /// The key written on a line whose keys start at `col`, looking through `- ` item markers.
-fn key_at(line: &Line<'_>, col: usize) -> Option<&str> {
+fn key_at<'a>(line: &Line<'a>, col: usize) -> Option<&'a str> {
     let mut indent = line.indent;
     let mut text = line.text;
     while indent < col {
@@ -81,7 +84,9 @@ pub fn line_of(src: &str, path: &[Segment]) -> Option<usize> {
     let mut found: Option<usize> = None;
     for seg in path {
         let first = (lo..hi).find_map(|i| lines[i].as_ref().map(|l| (i, l)));
-        let Some((first_i, first_line)) = first else { break };
+        let Some((first_i, first_line)) = first else {
+            break;
+        };
         let block_col = col.unwrap_or(first_line.indent);
         match seg {
             Segment::Key(k) => {
@@ -107,7 +112,9 @@ pub fn line_of(src: &str, path: &[Segment]) -> Option<usize> {
                     .unwrap_or(first_line.indent);
                 let items: Vec<usize> = (first_i..hi)
                     .filter(|&i| {
-                        lines[i].as_ref().is_some_and(|l| l.indent == dash_col && l.text.starts_with('-'))
+                        lines[i]
+                            .as_ref()
+                            .is_some_and(|l| l.indent == dash_col && l.text.starts_with('-'))
                     })
                     .collect();
                 let Some(&i) = items.get(*n) else { break };
@@ -115,7 +122,8 @@ pub fn line_of(src: &str, path: &[Segment]) -> Option<usize> {
                 let end = items.get(n + 1).copied().unwrap_or(hi);
                 let line = lines[i].as_ref().expect("item lines are significant");
                 let after_dash = &line.text[1..];
-                let item_col = dash_col + 1 + (after_dash.len() - after_dash.trim_start_matches(' ').len());
+                let item_col =
+                    dash_col + 1 + (after_dash.len() - after_dash.trim_start_matches(' ').len());
                 lo = i;
                 hi = end;
                 col = Some(item_col);
@@ -153,23 +161,41 @@ models:
         assert_eq!(line_of(SRC, &[k("server")]), Some(2));
         assert_eq!(line_of(SRC, &[k("server"), k("body_limit_bytes")]), Some(4));
         assert_eq!(line_of(SRC, &[k("models"), Segment::Index(0)]), Some(7));
-        assert_eq!(line_of(SRC, &[k("models"), Segment::Index(0), k("id")]), Some(7));
-        assert_eq!(line_of(SRC, &[k("models"), Segment::Index(0), k("path")]), Some(8));
-        assert_eq!(line_of(SRC, &[k("models"), Segment::Index(1), k("base_url")]), Some(11));
+        assert_eq!(
+            line_of(SRC, &[k("models"), Segment::Index(0), k("id")]),
+            Some(7)
+        );
+        assert_eq!(
+            line_of(SRC, &[k("models"), Segment::Index(0), k("path")]),
+            Some(8)
+        );
+        assert_eq!(
+            line_of(SRC, &[k("models"), Segment::Index(1), k("base_url")]),
+            Some(11)
+        );
     }
 
     #[test]
     fn missing_key_falls_back_to_parent() {
-        assert_eq!(line_of(SRC, &[k("models"), Segment::Index(1), k("nope")]), Some(9));
+        assert_eq!(
+            line_of(SRC, &[k("models"), Segment::Index(1), k("nope")]),
+            Some(9)
+        );
         assert_eq!(line_of(SRC, &[k("models"), Segment::Index(5)]), Some(6));
         assert_eq!(line_of(SRC, &[k("absent")]), None);
         // A key of the first item must not be found in the second.
-        assert_eq!(line_of(SRC, &[k("models"), Segment::Index(0), k("base_url")]), Some(7));
+        assert_eq!(
+            line_of(SRC, &[k("models"), Segment::Index(0), k("base_url")]),
+            Some(7)
+        );
     }
 
     #[test]
     fn renders_paths() {
-        assert_eq!(render(&[k("models"), Segment::Index(2), k("path")]), "models[2].path");
+        assert_eq!(
+            render(&[k("models"), Segment::Index(2), k("path")]),
+            "models[2].path"
+        );
     }
 
     proptest! {

@@ -131,15 +131,19 @@ impl Config {
         let invalid = |path: &[Segment], message: String| ConfigError::Invalid {
             file: file.clone(),
             line: locate::line_of(src, path),
-            key: if path.is_empty() { "(root)".into() } else { locate::render(path) },
+            key: if path.is_empty() {
+                "(root)".into()
+            } else {
+                locate::render(path)
+            },
             message,
         };
         // Parse the file alone first, so its own mistakes are reported with serde's positions.
         let mut raw: RawConfig = deserialize(serde_yaml::Deserializer::from_str(src), &file)?;
         let overrides = env::collect(vars);
         if !overrides.is_empty() {
-            let mut tree: serde_yaml::Value = serde_yaml::from_str(src)
-                .map_err(|e| invalid(&[], e.to_string()))?;
+            let mut tree: serde_yaml::Value =
+                serde_yaml::from_str(src).map_err(|e| invalid(&[], e.to_string()))?;
             for ov in &overrides {
                 env::apply(&mut tree, ov).map_err(|m| invalid(&ov.path, m))?;
             }
@@ -171,7 +175,18 @@ where
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
-        ConfigError::Invalid { file: file.to_string(), line, key, message }
+        // ... and prefixes its own (shorter) path, which `key` already gives in full.
+        if let Some((prefix, rest)) = message.split_once(": ") {
+            if !prefix.contains(' ') {
+                message = rest.to_string();
+            }
+        }
+        ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            key,
+            message,
+        }
     })
 }
 
@@ -188,7 +203,10 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let s = raw.server;
     let listen_raw = s.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
     let listen = listen_raw.parse::<SocketAddr>().map_err(|e| {
-        (key(&server_path, "listen"), format!("`{listen_raw}` is not HOST:PORT with an IP host: {e}"))
+        (
+            key(&server_path, "listen"),
+            format!("`{listen_raw}` is not HOST:PORT with an IP host: {e}"),
+        )
     })?;
     let positive = |v: Option<u64>, default: u64, name: &str| -> Result<u64, Invalid> {
         match v.unwrap_or(default) {
@@ -199,12 +217,19 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     let server = ServerConfig {
         listen,
         body_limit_bytes: positive(s.body_limit_bytes, 1 << 20, "body_limit_bytes")? as usize,
-        request_timeout: Duration::from_secs(positive(s.request_timeout_secs, 300, "request_timeout_secs")?),
+        request_timeout: Duration::from_secs(positive(
+            s.request_timeout_secs,
+            300,
+            "request_timeout_secs",
+        )?),
         max_in_flight: positive(s.max_in_flight.map(|v| v as u64), 256, "max_in_flight")? as usize,
         shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
     };
     if raw.models.is_empty() {
-        return Err((vec![Segment::Key("models".into())], "at least one model is required".into()));
+        return Err((
+            vec![Segment::Key("models".into())],
+            "at least one model is required".into(),
+        ));
     }
     let mut models = Vec::with_capacity(raw.models.len());
     for (i, m) in raw.models.into_iter().enumerate() {
@@ -214,12 +239,19 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         }
         models.push(validate_model(m, &at, base)?);
     }
-    Ok(Config { source: PathBuf::new(), server, models })
+    Ok(Config {
+        source: PathBuf::new(),
+        server,
+        models,
+    })
 }
 
 fn validate_model(m: RawModel, at: &[Segment], base: &Path) -> Result<ModelConfig, Invalid> {
     if m.id.trim().is_empty() || m.id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err((key(at, "id"), "must be non-empty, without spaces or control characters".into()));
+        return Err((
+            key(at, "id"),
+            "must be non-empty, without spaces or control characters".into(),
+        ));
     }
     let not_for = |present: bool, k: &str, backend: &str| -> Result<(), Invalid> {
         if present {
@@ -234,12 +266,17 @@ fn validate_model(m: RawModel, at: &[Segment], base: &Path) -> Result<ModelConfi
             not_for(m.upstream_model.is_some(), "upstream_model", "local")?;
             not_for(m.api_key_env.is_some(), "api_key_env", "local")?;
             not_for(m.timeout_secs.is_some(), "timeout_secs", "local")?;
-            let path = m.path.ok_or_else(|| (key(at, "path"), "required for backend local".into()))?;
+            let path = m
+                .path
+                .ok_or_else(|| (key(at, "path"), "required for backend local".into()))?;
             let path = base.join(&path);
             if !path.is_file() {
                 return Err((
                     key(at, "path"),
-                    format!("{} does not exist; run scripts/fetch-models", path.display()),
+                    format!(
+                        "{} does not exist; run scripts/fetch-models",
+                        path.display()
+                    ),
                 ));
             }
             let dtype = match m.dtype.unwrap_or(RawDtype::F32) {
@@ -253,14 +290,22 @@ fn validate_model(m: RawModel, at: &[Segment], base: &Path) -> Result<ModelConfi
         RawBackend::Remote => {
             not_for(m.path.is_some(), "path", "remote")?;
             not_for(m.dtype.is_some(), "dtype", "remote")?;
-            let url = m.base_url.ok_or_else(|| (key(at, "base_url"), "required for backend remote".into()))?;
+            let url = m
+                .base_url
+                .ok_or_else(|| (key(at, "base_url"), "required for backend remote".into()))?;
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err((key(at, "base_url"), format!("`{url}` must start with http:// or https://")));
+                return Err((
+                    key(at, "base_url"),
+                    format!("`{url}` must start with http:// or https://"),
+                ));
             }
             let api_key = match m.api_key_env {
                 None => None,
                 Some(var) => Some(std::env::var(&var).map_err(|_| {
-                    (key(at, "api_key_env"), format!("environment variable {var} is not set"))
+                    (
+                        key(at, "api_key_env"),
+                        format!("environment variable {var} is not set"),
+                    )
                 })?),
             };
             let timeout = match m.timeout_secs.unwrap_or(300) {
@@ -275,11 +320,25 @@ fn validate_model(m: RawModel, at: &[Segment], base: &Path) -> Result<ModelConfi
             })
         }
     };
-    let max_concurrent = m.max_concurrent.unwrap_or(4);
+    let local = matches!(backend, BackendConfig::Local(_));
+    let max_concurrent = m.max_concurrent.unwrap_or(if local { 1 } else { 64 });
     if max_concurrent == 0 {
         return Err((key(at, "max_concurrent"), "must be greater than 0".into()));
     }
-    Ok(ModelConfig { id: m.id, max_concurrent, max_queue: m.max_queue.unwrap_or(32), backend })
+    if local && max_concurrent > 1 {
+        // Measured: concurrent sequences in one mistral.rs 0.8.1 engine change each other's
+        // greedy output on CPU (docs/performance.md). Correctness first: one at a time.
+        return Err((
+            key(at, "max_concurrent"),
+            "local models run one sequence at a time (mistral.rs 0.8.1 corrupts concurrent sequences; see docs/performance.md)".into(),
+        ));
+    }
+    Ok(ModelConfig {
+        id: m.id,
+        max_concurrent,
+        max_queue: m.max_queue.unwrap_or(32),
+        backend,
+    })
 }
 
 #[cfg(test)]

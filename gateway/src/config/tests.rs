@@ -19,7 +19,9 @@ fn parses_a_remote_model_with_defaults() {
     let c = parse(REMOTE, &[]).unwrap();
     assert_eq!(c.server.listen.port(), 9000);
     assert_eq!(c.server.body_limit_bytes, 1 << 20);
-    let BackendConfig::Remote(r) = &c.models[0].backend else { panic!("remote expected") };
+    let BackendConfig::Remote(r) = &c.models[0].backend else {
+        panic!("remote expected")
+    };
     assert_eq!(r.base_url, "http://127.0.0.1:1/v1");
     assert_eq!(r.upstream_model, "up");
 }
@@ -28,21 +30,32 @@ fn parses_a_remote_model_with_defaults() {
 fn unknown_key_names_file_key_and_line() {
     let src = REMOTE.replace("    base_url", "    colour: red\n    base_url");
     let err = parse(&src, &[]).unwrap_err().to_string();
-    assert!(err.starts_with("/nonexistent/cfg.yaml:6: models[0]"), "{err}");
+    assert!(
+        err.starts_with("/nonexistent/cfg.yaml:6: models[0]"),
+        "{err}"
+    );
     assert!(err.contains("unknown field `colour`"), "{err}");
 }
 
 #[test]
 fn bad_listen_is_located() {
-    let err = parse(&REMOTE.replace("127.0.0.1:9000", "localhost"), &[]).unwrap_err().to_string();
-    assert!(err.starts_with("/nonexistent/cfg.yaml:2: server.listen:"), "{err}");
+    let err = parse(&REMOTE.replace("127.0.0.1:9000", "localhost"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/nonexistent/cfg.yaml:2: server.listen:"),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_local_file_is_located() {
     let src = "models:\n  - id: m\n    backend: local\n    path: nothere.gguf\n";
     let err = parse(src, &[]).unwrap_err().to_string();
-    assert!(err.starts_with("/nonexistent/cfg.yaml:4: models[0].path:"), "{err}");
+    assert!(
+        err.starts_with("/nonexistent/cfg.yaml:4: models[0].path:"),
+        "{err}"
+    );
     assert!(err.contains("scripts/fetch-models"), "{err}");
 }
 
@@ -50,29 +63,45 @@ fn missing_local_file_is_located() {
 fn keys_of_the_other_backend_are_refused() {
     let src = format!("{REMOTE}    dtype: f32\n");
     let err = parse(&src, &[]).unwrap_err().to_string();
-    assert!(err.contains(":7: models[0].dtype: not allowed for backend remote"), "{err}");
+    assert!(
+        err.contains(":7: models[0].dtype: not allowed for backend remote"),
+        "{err}"
+    );
 }
 
 #[test]
 fn duplicate_ids_are_refused() {
     let src = format!("{REMOTE}  - id: up\n    backend: remote\n    base_url: http://x\n");
     let err = parse(&src, &[]).unwrap_err().to_string();
-    assert!(err.contains(":7: models[1].id: duplicate model id `up`"), "{err}");
+    assert!(
+        err.contains(":7: models[1].id: duplicate model id `up`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn env_overrides_apply_and_are_named_in_errors() {
     let c = parse(REMOTE, &[("GATEHOUSE__SERVER__LISTEN", "0.0.0.0:7")]).unwrap();
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:7");
-    let err = parse(REMOTE, &[("GATEHOUSE__SERVER__MAX_IN_FLIGHT", "lots")]).unwrap_err().to_string();
+    let err = parse(REMOTE, &[("GATEHOUSE__SERVER__MAX_IN_FLIGHT", "lots")])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("GATEHOUSE__SERVER__MAX_IN_FLIGHT"), "{err}");
     assert!(err.contains("server.max_in_flight"), "{err}");
 }
 
 #[test]
 fn wrong_type_is_located() {
-    let err = parse(&REMOTE.replace("listen: 127.0.0.1:9000", "listen: [1]"), &[]).unwrap_err().to_string();
-    assert!(err.starts_with("/nonexistent/cfg.yaml:2: server.listen:"), "{err}");
+    let err = parse(
+        &REMOTE.replace("listen: 127.0.0.1:9000", "listen: [1]"),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("/nonexistent/cfg.yaml:2: server.listen:"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -83,4 +112,19 @@ fn shipped_configs_are_valid() {
         // The default config needs SmolLM2, which the test command fetches first.
         Config::from_str_with_env(&src, &root.join(name), std::iter::empty()).unwrap();
     }
+}
+
+#[test]
+fn local_models_run_one_sequence_at_a_time() {
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m-instruct-q4_1.gguf");
+    let src = format!(
+        "models:\n  - id: m\n    backend: local\n    path: {}\n    max_concurrent: 2\n",
+        model.display()
+    );
+    let err = parse(&src, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains(":5: models[0].max_concurrent: local models run one sequence at a time"),
+        "{err}"
+    );
 }

@@ -20,7 +20,11 @@ pub struct QueueFull;
 impl Admission {
     /// `max_concurrent` run at once, up to `max_queue` more wait.
     pub fn new(max_concurrent: usize, max_queue: usize) -> Self {
-        Self { slots: Arc::new(Semaphore::new(max_concurrent)), waiting: AtomicUsize::new(0), max_queue }
+        Self {
+            slots: Arc::new(Semaphore::new(max_concurrent)),
+            waiting: AtomicUsize::new(0),
+            max_queue,
+        }
     }
 
     /// Requests waiting for a slot.
@@ -47,7 +51,12 @@ impl Admission {
             }
         }
         let _w = Waiting(&self.waiting);
-        Ok(self.slots.clone().acquire_owned().await.expect("admission semaphore is never closed"))
+        Ok(self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("admission semaphore is never closed"))
     }
 }
 

@@ -34,7 +34,15 @@ impl Observed {
         permit: OwnedSemaphorePermit,
     ) -> Self {
         metrics.running.with_label_values(&[&model]).inc();
-        Self { inner, model, start, first_token: None, metrics, finished: false, _permit: permit }
+        Self {
+            inner,
+            model,
+            start,
+            first_token: None,
+            metrics,
+            finished: false,
+            _permit: permit,
+        }
     }
 
     fn finish(&mut self) {
@@ -58,16 +66,25 @@ impl Stream for Observed {
             Some(Ok(ChatEvent::Delta(t))) if this.first_token.is_none() && !t.is_empty() => {
                 let now = Instant::now();
                 this.first_token = Some(now);
-                this.metrics.ttft.with_label_values(&[&this.model]).observe((now - this.start).as_secs_f64());
+                this.metrics
+                    .ttft
+                    .with_label_values(&[&this.model])
+                    .observe((now - this.start).as_secs_f64());
             }
             Some(Ok(ChatEvent::Done { usage, .. })) => {
-                this.metrics.output_tokens.with_label_values(&[&this.model]).inc_by(usage.completion_tokens);
+                this.metrics
+                    .output_tokens
+                    .with_label_values(&[&this.model])
+                    .inc_by(usage.completion_tokens);
                 if let Some(first) = this.first_token {
                     let secs = first.elapsed().as_secs_f64();
                     // The first token's own time is prefill; speed counts the rest.
                     if usage.completion_tokens > 1 && secs > 0.0 {
                         let tps = (usage.completion_tokens - 1) as f64 / secs;
-                        this.metrics.tokens_per_second.with_label_values(&[&this.model]).observe(tps);
+                        this.metrics
+                            .tokens_per_second
+                            .with_label_values(&[&this.model])
+                            .observe(tps);
                     }
                 }
                 this.finish();
@@ -83,7 +100,10 @@ impl Drop for Observed {
     fn drop(&mut self) {
         if !self.finished {
             // Dropped before its end: the client went away; dropping `inner` cancels generation.
-            self.metrics.cancelled.with_label_values(&[&self.model]).inc();
+            self.metrics
+                .cancelled
+                .with_label_values(&[&self.model])
+                .inc();
             self.finish();
         }
     }

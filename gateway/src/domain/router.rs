@@ -42,12 +42,17 @@ impl tower::Service<ChatRequest> for Router {
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let start = Instant::now();
-            let slot = models.get(&req.model).ok_or_else(|| ApiError::ModelNotFound(req.model.clone()))?;
+            let slot = models
+                .get(&req.model)
+                .ok_or_else(|| ApiError::ModelNotFound(req.model.clone()))?;
             let backend = match slot.state() {
                 ModelState::Ready(b) => b,
                 ModelState::Loading => return Err(ApiError::ModelLoading(req.model.clone())),
                 ModelState::Failed(reason) => {
-                    return Err(ApiError::ModelUnavailable { model: req.model.clone(), reason });
+                    return Err(ApiError::ModelUnavailable {
+                        model: req.model.clone(),
+                        reason,
+                    });
                 }
             };
             let depth = metrics.queue_depth.with_label_values(&[&req.model]);

@@ -14,8 +14,8 @@ use tower::ServiceExt;
 
 use super::middleware::ModelLabel;
 use super::{AppState, REQUEST_ID};
-use crate::api::render::{self, Meta};
 use crate::api::parse;
+use crate::api::render::{self, Meta};
 use crate::backends::Backend;
 use crate::error::ApiError;
 use crate::models::ModelState;
@@ -30,15 +30,17 @@ async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiE
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::BodyTooLarge { limit });
     }
-    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::BodyTooLarge { limit }
-        } else {
-            ApiError::InvalidJson(format!("could not read the body: {e}"))
-        }
-    })
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::BodyTooLarge { limit }
+            } else {
+                ApiError::InvalidJson(format!("could not read the body: {e}"))
+            }
+        })
 }
 
 /// `POST /v1/chat/completions`.
@@ -63,7 +65,9 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         let (streamed, include_usage) = (chat.stream, chat.include_usage);
         let answer = state.domain.clone().oneshot(chat).await?;
         if streamed {
-            Ok(Sse::new(render::sse(meta, answer, include_usage)).keep_alive(KeepAlive::default()).into_response())
+            Ok(Sse::new(render::sse(meta, answer, include_usage))
+                .keep_alive(KeepAlive::default())
+                .into_response())
         } else {
             Ok(Json(render::collect(meta, answer).await?).into_response())
         }
@@ -143,8 +147,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         }
     }
     let mut resp = Response::new(Body::from(state.metrics.render()));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     resp
 }
 

@@ -51,17 +51,31 @@ impl<G: Unpin> http_body::Body for Guarded<G> {
 
 fn guard_body<G: Send + Unpin + 'static>(resp: Response, guard: G) -> Response {
     let (parts, body) = resp.into_parts();
-    Response::from_parts(parts, Body::new(Guarded { inner: body, guard: Some(guard) }))
+    Response::from_parts(
+        parts,
+        Body::new(Guarded {
+            inner: body,
+            guard: Some(guard),
+        }),
+    )
 }
 
 /// Records count, latency (to the last byte) and in-flight requests by route, model, status.
 pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let start = Instant::now();
     state.metrics.in_flight.inc();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
-    let model = resp.extensions().get::<ModelLabel>().map(|m| m.0.clone()).unwrap_or_default();
+    let model = resp
+        .extensions()
+        .get::<ModelLabel>()
+        .map(|m| m.0.clone())
+        .unwrap_or_default();
 
     struct Done {
         state: Arc<AppState>,
@@ -73,11 +87,20 @@ pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Nex
             let m = &self.state.metrics;
             let labels: [&str; 3] = [&self.labels[0], &self.labels[1], &self.labels[2]];
             m.requests.with_label_values(&labels).inc();
-            m.latency.with_label_values(&labels).observe(self.start.elapsed().as_secs_f64());
+            m.latency
+                .with_label_values(&labels)
+                .observe(self.start.elapsed().as_secs_f64());
             m.in_flight.dec();
         }
     }
-    guard_body(resp, Done { state, labels: [route, model, status], start })
+    guard_body(
+        resp,
+        Done {
+            state,
+            labels: [route, model, status],
+            start,
+        },
+    )
 }
 
 fn is_probe(path: &str) -> bool {

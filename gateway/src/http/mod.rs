@@ -63,14 +63,22 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::limits))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::metrics,
+        ))
         .layer(
             // Request ids go outside catch-panic so that even a panic's 500 carries one.
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(header.clone(), MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(header))
-                .layer(tower_http::catch_panic::CatchPanicLayer::custom(middleware::panic_response))
+                .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                    middleware::panic_response,
+                ))
                 .layer(TraceLayer::new_for_http()),
         )
         .with_state(state)

@@ -10,31 +10,38 @@ use gateway::config::Config;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Parses `yaml` as if it were a file in `config/` (so `../models/...` resolves).
 pub fn config(yaml: &str) -> Config {
     let path = repo().join("config/test.yaml");
-    Config::from_str_with_env(yaml, &path, std::iter::empty()).unwrap_or_else(|e| panic!("test config: {e}"))
+    Config::from_str_with_env(yaml, &path, std::iter::empty())
+        .unwrap_or_else(|e| panic!("test config: {e}"))
 }
 
 pub const SMOLLM2: &str = "../models/smollm2-135m-instruct-q4_1.gguf";
 
-/// A model entry for SmolLM2 under `id`.
-pub fn smollm2(id: &str, max_concurrent: usize, max_queue: usize) -> String {
-    format!(
-        "  - id: {id}\n    backend: local\n    path: {SMOLLM2}\n    dtype: f32\n    max_concurrent: {max_concurrent}\n    max_queue: {max_queue}\n"
-    )
+/// A model entry for SmolLM2 under `id` (local models run one sequence at a time).
+pub fn smollm2(id: &str, max_queue: usize) -> String {
+    format!("  - id: {id}\n    backend: local\n    path: {SMOLLM2}\n    dtype: f32\n    max_queue: {max_queue}\n")
 }
 
 /// Starts a server for `config` on its own runtime thread; returns its address.
 pub fn start(config: Config) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind port 0");
             let server = gateway::server::start(config, listener).expect("start");
             tx.send(server.addr).expect("report address");
             std::future::pending::<()>().await;
@@ -50,9 +57,9 @@ pub fn shared() -> SocketAddr {
     *ADDR.get_or_init(|| {
         let yaml = format!(
             "server:\n  listen: 127.0.0.1:0\n  body_limit_bytes: 65536\nmodels:\n{}{}{}",
-            smollm2("smollm2-135m", 4, 32),
-            smollm2("smollm2-tight", 1, 0),
-            smollm2("smollm2-cancel", 1, 4),
+            smollm2("smollm2-135m", 64),
+            smollm2("smollm2-tight", 0),
+            smollm2("smollm2-cancel", 4),
         );
         let addr = start(config(&yaml));
         wait_ready(addr, Duration::from_secs(180));
@@ -63,30 +70,52 @@ pub fn shared() -> SocketAddr {
 /// Polls `/readyz` until 200.
 pub fn wait_ready(addr: SocketAddr, limit: Duration) {
     let deadline = Instant::now() + limit;
-    let client = reqwest::blocking::Client::new();
     loop {
-        if let Ok(r) = client.get(format!("http://{addr}/readyz")).send() {
-            if r.status() == 200 {
-                return;
-            }
+        if status_of(addr, "/readyz") == Some(200) {
+            return;
         }
-        assert!(Instant::now() < deadline, "server at {addr} not ready after {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "server at {addr} not ready after {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
+/// Status of a plain blocking GET; usable from sync and async tests alike.
+pub fn status_of(addr: SocketAddr, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
 /// Reads one metric sample (`name{labels}`) from `/metrics`; 0 when absent.
 pub async fn metric(addr: SocketAddr, name_and_labels: &str) -> f64 {
-    let text = reqwest::get(format!("http://{addr}/metrics")).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix(name_and_labels).and_then(|rest| rest.trim().parse::<f64>().ok()))
+        .find_map(|l| {
+            l.strip_prefix(name_and_labels)
+                .and_then(|rest| rest.trim().parse::<f64>().ok())
+        })
         .unwrap_or(0.0)
 }
 
 /// Parses an SSE body into its `data:` payloads.
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
-        .filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))))
+        .filter_map(|ev| {
+            ev.lines()
+                .find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+        })
         .map(|s| s.to_string())
         .collect()
 }
@@ -94,12 +123,17 @@ pub fn sse_data(body: &str) -> Vec<String> {
 /// Reassembles the text, finish reason and usage of an SSE chat stream; asserts its shape.
 pub fn reassemble(body: &str) -> (String, String, Option<serde_json::Value>) {
     let data = sse_data(body);
-    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "stream must end with [DONE]: {body}");
+    assert_eq!(
+        data.last().map(String::as_str),
+        Some("[DONE]"),
+        "stream must end with [DONE]: {body}"
+    );
     let mut text = String::new();
     let mut finish = String::new();
     let mut usage = None;
     for (i, d) in data[..data.len() - 1].iter().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(d).unwrap_or_else(|e| panic!("chunk {i} {d}: {e}"));
+        let v: serde_json::Value =
+            serde_json::from_str(d).unwrap_or_else(|e| panic!("chunk {i} {d}: {e}"));
         assert_eq!(v["object"], "chat.completion.chunk");
         if i == 0 {
             assert_eq!(v["choices"][0]["delta"]["role"], "assistant");
