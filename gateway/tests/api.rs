@@ -218,6 +218,24 @@ async fn errors_have_openai_shape_and_stable_codes() {
 }
 
 #[tokio::test]
+async fn prompt_longer_than_the_context_is_a_client_error() {
+    // SmolLM2 takes 8192 tokens; this is about 10,000.
+    let long = "word ".repeat(10_000);
+    for stream in [false, true] {
+        let resp = post(
+            json!({"model": MODEL, "messages": user(&long), "max_tokens": 4, "stream": stream}),
+        )
+        .await;
+        let (s, v) = error_of(resp).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str().unwrap()),
+            (400, "invalid_parameter"),
+            "stream={stream}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn client_request_id_is_echoed() {
     let addr = shared();
     let r = reqwest::Client::new()
@@ -272,12 +290,7 @@ async fn metrics_cover_requests_latency_and_tokens() {
         assert!(Instant::now() < deadline, "request counter did not move");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(addr).await;
     for name in [
         "gatehouse_http_request_duration_seconds_bucket",
         "gatehouse_time_to_first_token_seconds_bucket{model=\"smollm2-135m\",le=",
@@ -453,42 +466,31 @@ async fn gatehouse_fronts_gatehouse() {
     );
     assert_eq!(usage.unwrap(), direct["usage"]);
 
-    // Upstream errors keep their meaning: an unknown upstream model is the client's fault.
-    let bad = format!("models:\n  - id: fronted\n    backend: remote\n    base_url: http://{upstream}/v1\n    upstream_model: missing\n");
-    let front_bad = start(config(&bad));
-    let (s, v) = error_of(
-        c.post(format!("http://{front_bad}/v1/chat/completions"))
-            .json(&r)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str().unwrap()),
-        (404, "upstream_rejected"),
-        "{v}"
-    );
-    // An unreachable upstream is a 502 with its own code.
+    // Upstream errors keep their meaning: an unknown upstream model is the client's fault,
+    // an unreachable upstream is a 502 with its own code.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
-    let dead = format!(
-        "models:\n  - id: fronted\n    backend: remote\n    base_url: http://{closed}/v1\n"
-    );
-    let front_dead = start(config(&dead));
-    let (s, v) = error_of(
-        c.post(format!("http://{front_dead}/v1/chat/completions"))
+    for (base, upstream_model, status, code) in [
+        (upstream.to_string(), "missing", 404, "upstream_rejected"),
+        (closed.to_string(), MODEL, 502, "upstream_unreachable"),
+    ] {
+        let yaml = format!(
+            "models:\n  - id: fronted\n    backend: remote\n    base_url: http://{base}/v1\n    upstream_model: {upstream_model}\n"
+        );
+        let front = start(config(&yaml));
+        let resp = c
+            .post(format!("http://{front}/v1/chat/completions"))
             .json(&r)
             .send()
             .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str().unwrap()),
-        (502, "upstream_unreachable"),
-        "{v}"
-    );
+            .unwrap();
+        let (s, v) = error_of(resp).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str().unwrap()),
+            (status, code),
+            "{v}"
+        );
+    }
 }

@@ -9,6 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::StreamExt;
 use serde_json::json;
 use tower::ServiceExt;
 
@@ -63,8 +64,15 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         }
         let meta = Meta::new(&chat.model);
         let (streamed, include_usage) = (chat.stream, chat.include_usage);
-        let answer = state.domain.clone().oneshot(chat).await?;
+        let mut answer = state.domain.clone().oneshot(chat).await?;
         if streamed {
+            // Wait for the first event before sending headers, so that a request the backend
+            // refuses outright (e.g. a prompt longer than the context) gets a real HTTP error.
+            let first = match answer.next().await {
+                Some(Err(e)) => return Err(e.into()),
+                first => first,
+            };
+            let answer = futures::stream::iter(first).chain(answer).boxed();
             Ok(Sse::new(render::sse(meta, answer, include_usage))
                 .keep_alive(KeepAlive::default())
                 .into_response())

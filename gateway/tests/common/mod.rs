@@ -93,15 +93,21 @@ pub fn status_of(addr: SocketAddr, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
-/// Reads one metric sample (`name{labels}`) from `/metrics`; 0 when absent.
-pub async fn metric(addr: SocketAddr, name_and_labels: &str) -> f64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
+/// The `/metrics` page.
+pub async fn metrics_text(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
-    text.lines()
+        .unwrap()
+}
+
+/// Reads one metric sample (`name{labels}`) from `/metrics`; 0 when absent.
+pub async fn metric(addr: SocketAddr, name_and_labels: &str) -> f64 {
+    metrics_text(addr)
+        .await
+        .lines()
         .find_map(|l| {
             l.strip_prefix(name_and_labels)
                 .and_then(|rest| rest.trim().parse::<f64>().ok())
