@@ -494,3 +494,23 @@ async fn gatehouse_fronts_gatehouse() {
         );
     }
 }
+
+#[tokio::test]
+async fn in_flight_limit_answers_503_but_probes_still_answer() {
+    let upstream = shared();
+    let yaml = format!(
+        "server:\n  max_in_flight: 1\nmodels:\n  - id: fronted\n    backend: remote\n    base_url: http://{upstream}/v1\n    upstream_model: {MODEL}\n"
+    );
+    let front = start(config(&yaml));
+    let c = reqwest::Client::new();
+    let url = format!("http://{front}/v1/chat/completions");
+    let long = json!({"model": "fronted", "messages": user("Write a long story."), "temperature": 0, "max_tokens": 300, "stream": true});
+    let first = c.post(&url).json(&long).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let mut body = first.bytes_stream();
+    body.next().await.expect("first chunk").unwrap();
+    let (s, v) = error_of(c.post(&url).json(&long).send().await.unwrap()).await;
+    assert_eq!((s, v["error"]["code"].as_str().unwrap()), (503, "server_overloaded"), "{v}");
+    assert_eq!(status_of(front, "/healthz"), Some(200));
+    assert_eq!(status_of(front, "/readyz"), Some(200));
+}
