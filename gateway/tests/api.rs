@@ -418,13 +418,25 @@ async fn readiness_turns_green_only_after_loading() {
         .unwrap();
 }
 
+/// Starts a gateway whose model `fronted` is `upstream_model` at `base` (HOST:PORT).
+fn start_front(
+    server_yaml: &str,
+    base: impl std::fmt::Display,
+    upstream_model: &str,
+) -> std::net::SocketAddr {
+    let yaml = format!(
+        "{server_yaml}models:\n  - id: fronted\n    backend: remote\n    base_url: http://{base}/v1\n    upstream_model: {upstream_model}\n    api_key_env: GATEHOUSE_TEST_UPSTREAM_KEY\n"
+    );
+    start(config_with_env(
+        &yaml,
+        &[("GATEHOUSE_TEST_UPSTREAM_KEY", "test-upstream-key")],
+    ))
+}
+
 #[tokio::test]
 async fn gatehouse_fronts_gatehouse() {
     let upstream = shared();
-    let yaml = format!(
-        "models:\n  - id: fronted\n    backend: remote\n    base_url: http://{upstream}/v1\n    upstream_model: {MODEL}\n"
-    );
-    let front = start(config(&yaml));
+    let front = start_front("", upstream, MODEL);
     let c = reqwest::Client::new();
     let req =
         json!({"model": MODEL, "messages": user("Say hello."), "temperature": 0, "max_tokens": 12});
@@ -473,13 +485,10 @@ async fn gatehouse_fronts_gatehouse() {
         .local_addr()
         .unwrap();
     for (base, upstream_model, status, code) in [
-        (upstream.to_string(), "missing", 404, "upstream_rejected"),
-        (closed.to_string(), MODEL, 502, "upstream_unreachable"),
+        (upstream, "missing", 404, "upstream_rejected"),
+        (closed, MODEL, 502, "upstream_unreachable"),
     ] {
-        let yaml = format!(
-            "models:\n  - id: fronted\n    backend: remote\n    base_url: http://{base}/v1\n    upstream_model: {upstream_model}\n"
-        );
-        let front = start(config(&yaml));
+        let front = start_front("", base, upstream_model);
         let resp = c
             .post(format!("http://{front}/v1/chat/completions"))
             .json(&r)
@@ -497,11 +506,7 @@ async fn gatehouse_fronts_gatehouse() {
 
 #[tokio::test]
 async fn in_flight_limit_answers_503_but_probes_still_answer() {
-    let upstream = shared();
-    let yaml = format!(
-        "server:\n  max_in_flight: 1\nmodels:\n  - id: fronted\n    backend: remote\n    base_url: http://{upstream}/v1\n    upstream_model: {MODEL}\n"
-    );
-    let front = start(config(&yaml));
+    let front = start_front("server:\n  max_in_flight: 1\n", shared(), MODEL);
     let c = reqwest::Client::new();
     let url = format!("http://{front}/v1/chat/completions");
     let long = json!({"model": "fronted", "messages": user("Write a long story."), "temperature": 0, "max_tokens": 300, "stream": true});
@@ -510,7 +515,47 @@ async fn in_flight_limit_answers_503_but_probes_still_answer() {
     let mut body = first.bytes_stream();
     body.next().await.expect("first chunk").unwrap();
     let (s, v) = error_of(c.post(&url).json(&long).send().await.unwrap()).await;
-    assert_eq!((s, v["error"]["code"].as_str().unwrap()), (503, "server_overloaded"), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str().unwrap()),
+        (503, "server_overloaded"),
+        "{v}"
+    );
     assert_eq!(status_of(front, "/healthz"), Some(200));
     assert_eq!(status_of(front, "/readyz"), Some(200));
+}
+
+#[tokio::test]
+async fn remote_backend_sends_the_api_key_and_request_id() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A one-shot upstream that records the request head and answers a canned completion.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        let body = r#"{"id":"x","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#;
+        let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        sock.write_all(resp.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&got).to_lowercase()
+    });
+    let front = start_front("", addr, "m");
+    let resp = reqwest::Client::new()
+        .post(format!("http://{front}/v1/chat/completions"))
+        .header("x-request-id", "req-42")
+        .json(&json!({"model": "fronted", "messages": user("x")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let head = upstream.await.unwrap();
+    assert!(
+        head.contains("authorization: bearer test-upstream-key"),
+        "{head}"
+    );
+    assert!(head.contains("x-request-id: req-42"), "{head}");
 }

@@ -6,6 +6,7 @@ mod env;
 pub mod locate;
 mod raw;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -140,7 +141,9 @@ impl Config {
         };
         // Parse the file alone first, so its own mistakes are reported with serde's positions.
         let mut raw: RawConfig = deserialize(serde_yaml::Deserializer::from_str(src), &file)?;
-        let overrides = env::collect(vars);
+        // One read of the environment serves both the overrides and the API keys.
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        let overrides = env::collect(vars.clone());
         if !overrides.is_empty() {
             let mut tree: serde_yaml::Value =
                 serde_yaml::from_str(src).map_err(|e| invalid(&[], e.to_string()))?;
@@ -151,7 +154,7 @@ impl Config {
             raw = deserialize(tree, &format!("{file} (with {})", vars.join(", ")))?;
         }
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let mut config = validate(raw, &base).map_err(|(p, m)| invalid(&p, m))?;
+        let mut config = validate(raw, &base, &vars).map_err(|(p, m)| invalid(&p, m))?;
         config.source = path.to_path_buf();
         Ok(config)
     }
@@ -198,7 +201,11 @@ fn key(parts: &[Segment], k: &str) -> Vec<Segment> {
     p
 }
 
-fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
+fn validate(
+    raw: RawConfig,
+    base: &Path,
+    vars: &HashMap<String, String>,
+) -> Result<Config, Invalid> {
     let server_path = [Segment::Key("server".into())];
     let s = raw.server;
     let listen_raw = s.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -237,7 +244,7 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
         if models.iter().any(|x: &ModelConfig| x.id == m.id) {
             return Err((key(&at, "id"), format!("duplicate model id `{}`", m.id)));
         }
-        models.push(validate_model(m, &at, base)?);
+        models.push(validate_model(m, &at, base, vars)?);
     }
     Ok(Config {
         source: PathBuf::new(),
@@ -246,7 +253,12 @@ fn validate(raw: RawConfig, base: &Path) -> Result<Config, Invalid> {
     })
 }
 
-fn validate_model(m: RawModel, at: &[Segment], base: &Path) -> Result<ModelConfig, Invalid> {
+fn validate_model(
+    m: RawModel,
+    at: &[Segment],
+    base: &Path,
+    vars: &HashMap<String, String>,
+) -> Result<ModelConfig, Invalid> {
     if m.id.trim().is_empty() || m.id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err((
             key(at, "id"),
@@ -301,7 +313,7 @@ fn validate_model(m: RawModel, at: &[Segment], base: &Path) -> Result<ModelConfi
             }
             let api_key = match m.api_key_env {
                 None => None,
-                Some(var) => Some(std::env::var(&var).map_err(|_| {
+                Some(var) => Some(vars.get(&var).cloned().ok_or_else(|| {
                     (
                         key(at, "api_key_env"),
                         format!("environment variable {var} is not set"),

@@ -128,3 +128,18 @@ fn local_models_run_one_sequence_at_a_time() {
         "{err}"
     );
 }
+
+#[test]
+fn api_key_comes_from_the_named_variable() {
+    let src = format!("{REMOTE}    api_key_env: UP_KEY\n");
+    let c = parse(&src, &[("UP_KEY", "sekrit")]).unwrap();
+    let BackendConfig::Remote(r) = &c.models[0].backend else {
+        panic!("remote expected")
+    };
+    assert_eq!(r.api_key.as_deref(), Some("sekrit"));
+    let err = parse(&src, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains(":7: models[0].api_key_env: environment variable UP_KEY is not set"),
+        "{err}"
+    );
+}

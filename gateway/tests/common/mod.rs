@@ -18,9 +18,14 @@ pub fn repo() -> PathBuf {
 
 /// Parses `yaml` as if it were a file in `config/` (so `../models/...` resolves).
 pub fn config(yaml: &str) -> Config {
+    config_with_env(yaml, &[])
+}
+
+/// Like [`config`], with `vars` as the environment.
+pub fn config_with_env(yaml: &str, vars: &[(&str, &str)]) -> Config {
     let path = repo().join("config/test.yaml");
-    Config::from_str_with_env(yaml, &path, std::iter::empty())
-        .unwrap_or_else(|e| panic!("test config: {e}"))
+    let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    Config::from_str_with_env(yaml, &path, vars).unwrap_or_else(|e| panic!("test config: {e}"))
 }
 
 pub const SMOLLM2: &str = "../models/smollm2-135m-instruct-q4_1.gguf";
