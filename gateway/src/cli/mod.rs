@@ -61,7 +61,7 @@ enum ConfigCommand {
 fn init_tracing() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,mistralrs_core=warn,mistralrs=warn")
+            tracing_subscriber::EnvFilter::new("info,mistralrs_core=error,mistralrs=error")
         });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
