@@ -21,7 +21,7 @@ pub struct Metrics {
     pub output_tokens: IntCounterVec,
     /// Requests in flight.
     pub in_flight: IntGauge,
-    /// Requests waiting for a generation slot, per model.
+    /// Requests waiting for a generation slot, per model (read at scrape time).
     pub queue_depth: IntGaugeVec,
     /// Generations running in the engine, per model.
     pub running: IntGaugeVec,

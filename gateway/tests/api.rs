@@ -285,11 +285,7 @@ async fn metrics_cover_requests_latency_and_tokens() {
     let resp = post(json!({"model": MODEL, "messages": user("Hello"), "temperature": 0, "max_tokens": 3, "stream": true})).await;
     resp.text().await.unwrap();
     // The request is counted when its body ends; give the server a moment to record it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(addr, ok).await <= before {
-        assert!(Instant::now() < deadline, "request counter did not move");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_metric(addr, ok, "request counter did not move", |v| v > before).await;
     let text = metrics_text(addr).await;
     for name in [
         "gatehouse_http_request_duration_seconds_bucket",
@@ -362,33 +358,44 @@ async fn client_disconnect_stops_generation() {
         "finished before the disconnect: {seen}"
     );
     assert_eq!(metric(addr, active).await, 1.0);
+    // A second request waits for the only slot, visible as queue depth.
+    let queued = r#"gatehouse_queue_depth{model="smollm2-cancel"}"#;
+    let waiter = tokio::spawn({
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            let start = Instant::now();
+            let v: Value = c
+                .post(&url)
+                .json(&json!({"model": "smollm2-cancel", "messages": user("Hi"), "temperature": 0, "max_tokens": 2}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (v, start)
+        }
+    });
+    wait_metric(addr, queued, "the second request never queued", |v| {
+        v == 1.0
+    })
+    .await;
     drop(body);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(addr, cancelled).await <= before || metric(addr, active).await != 0.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the engine sequence did not stop"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_metric(addr, cancelled, "the generation was not cancelled", |v| {
+        v > before
+    })
+    .await;
     // This model runs one sequence at a time: had the 3000-token generation gone on (minutes
-    // at CPU speed), a new request would wait behind it instead of answering at once.
-    let start = Instant::now();
-    let v: Value = c
-        .post(&url)
-        .json(&json!({"model": model, "messages": user("Hi"), "temperature": 0, "max_tokens": 2}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // at CPU speed), the queued request would wait behind it instead of answering at once.
+    let (v, start) = waiter.await.unwrap();
     assert_eq!(v["usage"]["completion_tokens"], 2, "{v}");
     assert!(
         start.elapsed() < Duration::from_secs(20),
         "queued behind a cancelled generation: {:?}",
         start.elapsed()
     );
+    wait_metric(addr, active, "engine sequences did not drain", |v| v == 0.0).await;
+    assert_eq!(metric(addr, queued).await, 0.0);
 }
 
 #[tokio::test]

@@ -55,11 +55,11 @@ impl tower::Service<ChatRequest> for Router {
                     });
                 }
             };
-            let depth = metrics.queue_depth.with_label_values(&[&req.model]);
-            depth.inc();
-            let permit = slot.admission.admit().await;
-            depth.dec();
-            let permit = permit.map_err(|_| ApiError::ModelOverloaded(req.model.clone()))?;
+            let permit = slot
+                .admission
+                .admit()
+                .await
+                .map_err(|_| ApiError::ModelOverloaded(req.model.clone()))?;
             let stream = backend.chat(&req).await?;
             Ok(Observed::new(stream, req.model, start, metrics, permit).boxed())
         })

@@ -141,9 +141,14 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     (code, Json(json!({ "status": status, "models": models }))).into_response()
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format; gauges of model state are read at scrape time.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     for slot in state.models.all() {
+        state
+            .metrics
+            .queue_depth
+            .with_label_values(&[&slot.config.id])
+            .set(slot.admission.queue_depth() as i64);
         if let ModelState::Ready(b) = slot.state() {
             if let Backend::Local(local) = b.as_ref() {
                 state

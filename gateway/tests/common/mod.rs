@@ -120,6 +120,20 @@ pub async fn metric(addr: SocketAddr, name_and_labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Polls `/metrics` until `pred` holds for the sample, or panics after 10 s with `what`.
+pub async fn wait_metric(
+    addr: SocketAddr,
+    name_and_labels: &str,
+    what: &str,
+    pred: impl Fn(f64) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pred(metric(addr, name_and_labels).await) {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Parses an SSE body into its `data:` payloads.
 pub fn sse_data(body: &str) -> Vec<String> {
     body.split("\n\n")
