@@ -338,11 +338,11 @@ fn validate_model(
         return Err((key(at, "max_concurrent"), "must be greater than 0".into()));
     }
     if local && max_concurrent > 1 {
-        // Measured: concurrent sequences in one mistral.rs 0.8.1 engine change each other's
-        // greedy output on CPU (docs/performance.md). Correctness first: one at a time.
+        // Measured: mistral.rs 0.8.1 batches equal-length sequences and both then get one
+        // answer (docs/engine-notes.md). Correctness first: one at a time.
         return Err((
             key(at, "max_concurrent"),
-            "local models run one sequence at a time (mistral.rs 0.8.1 corrupts concurrent sequences; see docs/performance.md)".into(),
+            "local models run one sequence at a time (mistral.rs 0.8.1 mixes up batched sequences; see docs/engine-notes.md)".into(),
         ));
     }
     Ok(ModelConfig {
