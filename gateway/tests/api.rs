@@ -300,17 +300,29 @@ async fn metrics_cover_requests_latency_and_tokens() {
     }
 }
 
+/// Starts a long stream to `model` and reads its first chunk, so it holds its slot; then
+/// sends the same request again. Returns the held stream and the second answer's error.
+async fn hold_one_then_send_another(
+    addr: std::net::SocketAddr,
+    model: &str,
+) -> (impl futures::Stream, u16, Value) {
+    let c = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/chat/completions");
+    let long = json!({"model": model, "messages": user("Write a long story about a dragon."), "temperature": 0, "max_tokens": 400, "stream": true});
+    let first = c.post(&url).json(&long).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let mut body = Box::pin(first.bytes_stream());
+    body.next().await.expect("first chunk").unwrap();
+    let (status, v) = error_of(c.post(&url).json(&long).send().await.unwrap()).await;
+    (body, status, v)
+}
+
 #[tokio::test]
 async fn full_queue_answers_429() {
     let addr = shared();
     let c = reqwest::Client::new();
     let url = format!("http://{addr}/v1/chat/completions");
-    let long = json!({"model": "smollm2-tight", "messages": user("Write a long story about a dragon."), "temperature": 0, "max_tokens": 400, "stream": true});
-    let first = c.post(&url).json(&long).send().await.unwrap();
-    assert_eq!(first.status(), 200);
-    let mut body = first.bytes_stream();
-    body.next().await.expect("first chunk").unwrap();
-    let (status, v) = error_of(c.post(&url).json(&long).send().await.unwrap()).await;
+    let (body, status, v) = hold_one_then_send_another(addr, "smollm2-tight").await;
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"]["code"], "model_overloaded");
     drop(body);
@@ -514,14 +526,7 @@ async fn gatehouse_fronts_gatehouse() {
 #[tokio::test]
 async fn in_flight_limit_answers_503_but_probes_still_answer() {
     let front = start_front("server:\n  max_in_flight: 1\n", shared(), MODEL);
-    let c = reqwest::Client::new();
-    let url = format!("http://{front}/v1/chat/completions");
-    let long = json!({"model": "fronted", "messages": user("Write a long story."), "temperature": 0, "max_tokens": 300, "stream": true});
-    let first = c.post(&url).json(&long).send().await.unwrap();
-    assert_eq!(first.status(), 200);
-    let mut body = first.bytes_stream();
-    body.next().await.expect("first chunk").unwrap();
-    let (s, v) = error_of(c.post(&url).json(&long).send().await.unwrap()).await;
+    let (_held, s, v) = hold_one_then_send_another(front, "fronted").await;
     assert_eq!(
         (s, v["error"]["code"].as_str().unwrap()),
         (503, "server_overloaded"),
