@@ -10,14 +10,19 @@ use serde_json::{json, Value};
 
 const MODEL: &str = "smollm2-135m";
 
-async fn post(body: Value) -> reqwest::Response {
-    let addr = shared();
+/// Posts a chat request to the server at `addr`.
+async fn post_to(addr: std::net::SocketAddr, body: &Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("http://{addr}/v1/chat/completions"))
-        .json(&body)
+        .json(body)
         .send()
         .await
         .unwrap()
+}
+
+/// Posts a chat request to the shared server.
+async fn post(body: Value) -> reqwest::Response {
+    post_to(shared(), &body).await
 }
 
 fn user(content: &str) -> Value {
@@ -372,21 +377,13 @@ async fn client_disconnect_stops_generation() {
     assert_eq!(metric(addr, active).await, 1.0);
     // A second request waits for the only slot, visible as queue depth.
     let queued = r#"gatehouse_queue_depth{model="smollm2-cancel"}"#;
-    let waiter = tokio::spawn({
-        let (c, url) = (c.clone(), url.clone());
-        async move {
-            let start = Instant::now();
-            let v: Value = c
-                .post(&url)
-                .json(&json!({"model": "smollm2-cancel", "messages": user("Hi"), "temperature": 0, "max_tokens": 2}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            (v, start)
-        }
+    let waiter = tokio::spawn(async move {
+        let start = Instant::now();
+        let req = json!({"model": "smollm2-cancel", "messages": user("Hi"), "temperature": 0, "max_tokens": 2});
+        (
+            post_to(addr, &req).await.json::<Value>().await.unwrap(),
+            start,
+        )
     });
     wait_metric(addr, queued, "the second request never queued", |v| {
         v == 1.0
@@ -456,7 +453,6 @@ fn start_front(
 async fn gatehouse_fronts_gatehouse() {
     let upstream = shared();
     let front = start_front("", upstream, MODEL);
-    let c = reqwest::Client::new();
     let req =
         json!({"model": MODEL, "messages": user("Say hello."), "temperature": 0, "max_tokens": 12});
     let direct: Value = post(req.clone()).await.json().await.unwrap();
@@ -464,15 +460,7 @@ async fn gatehouse_fronts_gatehouse() {
 
     let mut r = req.clone();
     r["model"] = json!("fronted");
-    let via: Value = c
-        .post(format!("http://{front}/v1/chat/completions"))
-        .json(&r)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let via: Value = post_to(front, &r).await.json().await.unwrap();
     assert_eq!(via["model"], "fronted");
     assert_eq!(
         via["choices"][0]["message"]["content"].as_str().unwrap(),
@@ -482,12 +470,7 @@ async fn gatehouse_fronts_gatehouse() {
 
     r["stream"] = json!(true);
     r["stream_options"] = json!({"include_usage": true});
-    let resp = c
-        .post(format!("http://{front}/v1/chat/completions"))
-        .json(&r)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_to(front, &r).await;
     assert_eq!(resp.status(), 200);
     let (text, finish, usage) = reassemble(&resp.text().await.unwrap());
     assert_eq!(text, direct_text);
@@ -508,13 +491,7 @@ async fn gatehouse_fronts_gatehouse() {
         (closed, MODEL, 502, "upstream_unreachable"),
     ] {
         let front = start_front("", base, upstream_model);
-        let resp = c
-            .post(format!("http://{front}/v1/chat/completions"))
-            .json(&r)
-            .send()
-            .await
-            .unwrap();
-        let (s, v) = error_of(resp).await;
+        let (s, v) = error_of(post_to(front, &r).await).await;
         assert_eq!(
             (s, v["error"]["code"].as_str().unwrap()),
             (status, code),
