@@ -1,5 +1,13 @@
 use super::*;
 
+/// This crate's directory, read at run time: the shared target dir may hold a test binary
+/// compiled in another checkout, whose compile-time path would be stale.
+fn crate_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn parse(src: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
     Config::from_str_with_env(src, Path::new("/nonexistent/cfg.yaml"), vars)
@@ -106,7 +114,7 @@ fn wrong_type_is_located() {
 
 #[test]
 fn shipped_configs_are_valid() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let root = crate_dir().join("../config");
     for name in ["gatehouse.yaml", "remote.example.yaml"] {
         let src = std::fs::read_to_string(root.join(name)).unwrap();
         // The default config needs SmolLM2, which the test command fetches first.
@@ -116,8 +124,7 @@ fn shipped_configs_are_valid() {
 
 #[test]
 fn local_models_run_one_sequence_at_a_time() {
-    let model =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/smollm2-135m-instruct-q4_1.gguf");
+    let model = crate_dir().join("../models/smollm2-135m-instruct-q4_1.gguf");
     let src = format!(
         "models:\n  - id: m\n    backend: local\n    path: {}\n    max_concurrent: 2\n",
         model.display()

@@ -2,18 +2,19 @@
 #![allow(dead_code, missing_docs)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use gateway::config::Config;
 
-/// The repository root.
+/// The repository root, from `CARGO_MANIFEST_DIR` at run time: the shared target dir may hold
+/// a test binary compiled in another checkout, whose compile-time path would be stale.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    crate_dir.parent().expect("workspace root").to_path_buf()
 }
 
 /// Parses `yaml` as if it were a file in `config/` (so `../models/...` resolves).
