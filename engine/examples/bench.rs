@@ -31,6 +31,7 @@ async fn measure(id: &str, path: &str, dtype: DType, tokens: usize) -> Row {
         path: path.into(),
         dtype,
         max_concurrent: 1,
+        draft: None,
     };
     let model = LocalModel::load(spec)
         .await

@@ -33,6 +33,7 @@ async fn main() {
         path: "models/smollm2-135m-instruct-q4_1.gguf".into(),
         dtype: DType::F32,
         max_concurrent: 4,
+        draft: None,
     };
     let m = LocalModel::load(spec).await.expect("load");
     // Two prompts of equal token length (batched together) and one of another length.

@@ -1,13 +1,18 @@
 //! Gatehouse's engine: GGUF models loaded in-process through mistral.rs, generation streams
-//! with cancellation, stop sequences and seeded sampling. No HTTP.
+//! with cancellation, stop sequences, seeded sampling and speculative decoding. No HTTP.
 
 mod model;
 mod sampler;
+mod speculative;
 mod stop;
 mod types;
 
 pub use model::{Generation, LocalModel, ModelSpec};
 pub use sampler::{distribution, SeededSampler};
+pub use speculative::{
+    verify as speculative_verify, AutoDecision, DraftSpec, SpeculativeInfo, SpeculativeMode,
+    SpeculativeSequence, SpeculativeStats,
+};
 pub use stop::{Pushed, StopMatcher};
 pub use types::*;
 

@@ -6,21 +6,24 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use mistralrs::core::{
     AdapterPaths, Constraint, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder,
     GGUFSpecificConfig, LocalModelPaths, MistralRs, MistralRsBuilder, ModelDType, ModelPaths,
     NormalRequest, Pipeline, Request, RequestMessage, Response, SamplingParams, SchedulerConfig,
-    StopTokens,
+    SpeculativeConfig, SpeculativePipeline, StopTokens,
 };
 use mistralrs::{Device, TextMessageRole, TextMessages};
 use tokio::sync::mpsc;
 
 use crate::sampler::SeededSampler;
+use crate::speculative::{AutoDecision, SpeculativeInfo, SpeculativeMode, SpeculativeSequence};
 use crate::stop::StopMatcher;
 use crate::{
-    ChatMessage, DType, EngineError, FinishReason, GenerationEvent, Role, Sampling, Usage,
+    ChatMessage, DType, DraftSpec, EngineError, FinishReason, GenerationEvent, Role, Sampling,
+    Usage,
 };
 
 /// What to load.
@@ -34,6 +37,8 @@ pub struct ModelSpec {
     pub dtype: DType,
     /// Sequences the scheduler runs at once.
     pub max_concurrent: usize,
+    /// A draft model for speculative decoding.
+    pub draft: Option<DraftSpec>,
 }
 
 /// A loaded model with its own engine thread.
@@ -42,7 +47,15 @@ pub struct LocalModel {
     runner: Arc<MistralRs>,
     active: Arc<AtomicUsize>,
     max_seq_len: usize,
+    speculative: Option<SpeculativeInfo>,
 }
+
+/// `speculative: auto` compares plain and speculative decoding on this prompt. The warm-up
+/// prompt differs so that the plain engine's prefix cache cannot help the timed run.
+const AUTO_WARMUP_PROMPT: &str = "Write a Python function that reverses a string.";
+const AUTO_PROMPT: &str =
+    "Write a Python function that returns the n-th Fibonacci number, with a docstring.";
+const AUTO_TOKENS: usize = 48;
 
 fn model_dtype(d: DType) -> ModelDType {
     match d {
@@ -50,6 +63,18 @@ fn model_dtype(d: DType) -> ModelDType {
         DType::F16 => ModelDType::F16,
         DType::Bf16 => ModelDType::BF16,
         DType::Auto => ModelDType::Auto,
+    }
+}
+
+/// The first GPU in a CUDA build (CPU when there is none); the CPU otherwise.
+fn device() -> Device {
+    #[cfg(feature = "cuda")]
+    {
+        Device::cuda_if_available(0).unwrap_or(Device::Cpu)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        Device::Cpu
     }
 }
 
@@ -96,7 +121,7 @@ pub(crate) fn load_pipeline(
         .load_model_from_path(
             &paths,
             &model_dtype(dtype),
-            &Device::Cpu,
+            &device(),
             true,
             DeviceMapSetting::dummy(),
             None,
@@ -107,13 +132,109 @@ pub(crate) fn load_pipeline(
 }
 
 impl LocalModel {
-    /// Loads the model and starts its engine; blocking work runs off the async threads.
+    /// Loads the model (and its draft, if any) and starts its engine; blocking work runs off
+    /// the async threads. With `speculative: auto` both modes are measured first.
     pub async fn load(spec: ModelSpec) -> Result<Self, EngineError> {
-        let (id, path, dtype) = (spec.id.clone(), spec.path.clone(), spec.dtype);
-        let pipeline = tokio::task::spawn_blocking(move || load_pipeline(&id, &path, dtype))
-            .await
-            .map_err(|e| EngineError::Internal(format!("loader task failed: {e}")))??;
-        Self::from_pipeline(spec.id, pipeline, spec.max_concurrent, false).await
+        let target = load_pipeline_blocking(spec.id.clone(), spec.path.clone(), spec.dtype).await?;
+        let Some(draft) = spec.draft.clone() else {
+            return Self::from_pipeline(spec.id, target, spec.max_concurrent, false).await;
+        };
+        let draft_pipeline =
+            load_pipeline_blocking(format!("{}-draft", spec.id), draft.path.clone(), spec.dtype)
+                .await?;
+        let joined = SpeculativePipeline::new(
+            target.clone(),
+            draft_pipeline,
+            SpeculativeConfig {
+                gamma: draft.gamma.max(1),
+            },
+        )
+        .map_err(|e| EngineError::Load {
+            path: draft.path.display().to_string(),
+            reason: format!("cannot draft for {}: {e}", spec.path.display()),
+        })?;
+        let joined: Arc<tokio::sync::Mutex<dyn Pipeline>> =
+            Arc::new(tokio::sync::Mutex::new(joined));
+        let mut info = SpeculativeInfo {
+            draft: draft
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            gamma: draft.gamma.max(1),
+            mode: draft.mode,
+            active: true,
+            auto: None,
+        };
+        // The prefix cache would restore the target's KV cache but not the draft's, so a
+        // speculative engine runs without one (docs/speculative.md).
+        let mut speculative =
+            Self::from_pipeline(spec.id.clone(), joined, spec.max_concurrent, true).await?;
+        speculative.speculative = Some(info.clone());
+        if draft.mode == SpeculativeMode::On {
+            return Ok(speculative);
+        }
+        let plain = Self::from_pipeline(spec.id, target, spec.max_concurrent, false).await?;
+        let plain_tps = plain.measure_decode().await?;
+        let speculative_tps = speculative.measure_decode().await?;
+        let decision = AutoDecision {
+            plain_tokens_per_second: plain_tps,
+            speculative_tokens_per_second: speculative_tps,
+            use_draft: speculative_tps > plain_tps,
+        };
+        tracing::info!(
+            model = %plain.id,
+            plain_tokens_per_second = format!("{plain_tps:.2}"),
+            speculative_tokens_per_second = format!("{speculative_tps:.2}"),
+            use_draft = decision.use_draft,
+            "speculative: auto measured both modes"
+        );
+        info.active = decision.use_draft;
+        info.auto = Some(decision);
+        let mut chosen = if decision.use_draft {
+            speculative
+        } else {
+            plain
+        };
+        chosen.speculative = Some(info);
+        Ok(chosen)
+    }
+
+    /// Greedy decode rate on a fixed prompt, after an untimed warm-up: output tokens after
+    /// the first, per second after the first arrived.
+    async fn measure_decode(&self) -> Result<f64, EngineError> {
+        let run = |prompt: &str, tokens: usize| {
+            let messages = vec![ChatMessage {
+                role: Role::User,
+                content: prompt.to_string(),
+            }];
+            let sampling = Sampling {
+                temperature: Some(0.0),
+                max_tokens: Some(tokens),
+                ..Sampling::default()
+            };
+            self.generate(messages, sampling)
+        };
+        drain(run(AUTO_WARMUP_PROMPT, 8)?).await?;
+        let mut generation = run(AUTO_PROMPT, AUTO_TOKENS)?;
+        let mut first = None;
+        while let Some(event) = generation.next().await {
+            match event? {
+                GenerationEvent::Delta(_) => {
+                    first.get_or_insert_with(Instant::now);
+                }
+                GenerationEvent::Finished { usage, .. } => {
+                    let (Some(first), true) = (first, usage.completion_tokens > 1) else {
+                        break;
+                    };
+                    let secs = first.elapsed().as_secs_f64().max(1e-9);
+                    return Ok((usage.completion_tokens - 1) as f64 / secs);
+                }
+            }
+        }
+        Err(EngineError::Internal(
+            "speculative: auto warm-up produced too few tokens to measure".into(),
+        ))
     }
 
     /// Starts an engine over a built pipeline.
@@ -139,7 +260,13 @@ impl LocalModel {
             runner,
             active: Arc::new(AtomicUsize::new(0)),
             max_seq_len,
+            speculative: None,
         })
+    }
+
+    /// Speculative decoding settings and state, for a model with a draft.
+    pub fn speculative(&self) -> Option<&SpeculativeInfo> {
+        self.speculative.as_ref()
     }
 
     /// Model id.
@@ -179,17 +306,25 @@ impl LocalModel {
             text = text.add_message(role, &m.content);
         }
         let greedy = sampling.temperature.is_some_and(|t| t <= 0.0);
-        let processor: Option<Vec<Arc<dyn mistralrs::core::CustomLogitsProcessor>>> = (!greedy)
-            .then(|| {
-                // OpenAI's default temperature is 1.
-                let t = sampling.temperature.unwrap_or(1.0);
-                vec![Arc::new(SeededSampler::new(
-                    t,
-                    sampling.top_k,
-                    sampling.top_p,
-                    sampling.seed,
-                )) as _]
-            });
+        let speculating = self.speculative.as_ref().is_some_and(|s| s.active);
+        // A speculative pipeline asks its sequence's processor for every decision, greedy
+        // included; otherwise the processor samples, and greedy needs none.
+        let hook = speculating.then(|| Arc::new(SpeculativeSequence::new(&sampling)));
+        let processor: Option<Vec<Arc<dyn mistralrs::core::CustomLogitsProcessor>>> =
+            if let Some(hook) = &hook {
+                Some(vec![hook.clone() as _])
+            } else {
+                (!greedy).then(|| {
+                    // OpenAI's default temperature is 1.
+                    let t = sampling.temperature.unwrap_or(1.0);
+                    vec![Arc::new(SeededSampler::new(
+                        t,
+                        sampling.top_k,
+                        sampling.top_p,
+                        sampling.seed,
+                    )) as _]
+                })
+            };
         let params = SamplingParams {
             // Greedy in the engine; the processor above, when present, has already chosen.
             temperature: Some(0.0),
@@ -236,10 +371,30 @@ impl LocalModel {
                 let _ = out_tx.send(Err(EngineError::EngineGone));
                 return;
             }
-            forward(rx, out_tx, stop).await;
+            forward(rx, out_tx, stop, hook).await;
         });
         Ok(Generation { rx: out_rx })
     }
+}
+
+async fn load_pipeline_blocking(
+    id: String,
+    path: PathBuf,
+    dtype: DType,
+) -> Result<Arc<tokio::sync::Mutex<dyn Pipeline>>, EngineError> {
+    tokio::task::spawn_blocking(move || load_pipeline(&id, &path, dtype))
+        .await
+        .map_err(|e| EngineError::Internal(format!("loader task failed: {e}")))?
+}
+
+/// Runs a generation to its end, returning its usage.
+async fn drain(mut generation: Generation) -> Result<Usage, EngineError> {
+    while let Some(event) = generation.next().await {
+        if let GenerationEvent::Finished { usage, .. } = event? {
+            return Ok(usage);
+        }
+    }
+    Err(EngineError::EngineGone)
 }
 
 struct ActiveGuard(Arc<AtomicUsize>);
@@ -254,7 +409,13 @@ type Out = mpsc::UnboundedSender<Result<GenerationEvent, EngineError>>;
 
 /// Moves engine responses to the consumer, applying stop sequences. Returns (dropping the
 /// engine receiver, which cancels the sequence) when the consumer goes away.
-async fn forward(mut rx: mpsc::Receiver<Response>, out: Out, mut stop: StopMatcher) {
+async fn forward(
+    mut rx: mpsc::Receiver<Response>,
+    out: Out,
+    mut stop: StopMatcher,
+    hook: Option<Arc<SpeculativeSequence>>,
+) {
+    let speculative = || hook.as_ref().map(|h| h.stats());
     let mut tokens = 0u64;
     let mut stopped = false;
     loop {
@@ -272,6 +433,7 @@ async fn forward(mut rx: mpsc::Receiver<Response>, out: Out, mut stop: StopMatch
             let usage = Usage {
                 prompt_tokens: 0,
                 completion_tokens: tokens,
+                speculative: speculative(),
             };
             let _ = out.send(Ok(GenerationEvent::Finished {
                 reason: FinishReason::Stop,
@@ -316,10 +478,12 @@ async fn forward(mut rx: mpsc::Receiver<Response>, out: Out, mut stop: StopMatch
                         .map(|u| Usage {
                             prompt_tokens: u.prompt_tokens as u64,
                             completion_tokens: u.completion_tokens as u64,
+                            speculative: speculative(),
                         })
                         .unwrap_or(Usage {
                             prompt_tokens: 0,
                             completion_tokens: tokens,
+                            speculative: speculative(),
                         });
                     let reason = if stopped { FinishReason::Stop } else { reason };
                     let _ = out.send(Ok(GenerationEvent::Finished { reason, usage }));

@@ -59,12 +59,14 @@ impl Sampling {
 }
 
 /// Token counts of one generation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     /// Tokens of the rendered prompt.
     pub prompt_tokens: u64,
     /// Tokens generated.
     pub completion_tokens: u64,
+    /// Speculative decoding figures, when the model ran with a draft.
+    pub speculative: Option<crate::SpeculativeStats>,
 }
 
 /// Why generation ended.

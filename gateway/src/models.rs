@@ -127,6 +127,7 @@ pub async fn load_backend(config: &ModelConfig) -> Result<Backend, String> {
                 path: local.path.clone(),
                 dtype: local.dtype,
                 max_concurrent: config.max_concurrent,
+                draft: local.draft.clone(),
             };
             let model = engine::LocalModel::load(spec)
                 .await

@@ -73,11 +73,33 @@ pub struct ContentPart {
 }
 
 /// Token counts.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WireUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
+    /// Gatehouse extension: present when a draft model took part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speculative: Option<WireSpeculative>,
+}
+
+/// Speculative decoding figures of one response (Gatehouse extension to `usage`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireSpeculative {
+    /// Speculative steps (draft proposals verified by the target).
+    pub steps: u64,
+    /// Draft tokens proposed.
+    pub drafted_tokens: u64,
+    /// Draft tokens accepted.
+    pub accepted_tokens: u64,
+    /// `accepted_tokens / drafted_tokens`.
+    pub acceptance_rate: f64,
+    /// Mean draft tokens accepted per step.
+    pub accepted_per_step: f64,
+    /// Mean draft time per step, milliseconds.
+    pub draft_ms_per_step: f64,
+    /// Mean target verification time per step, milliseconds.
+    pub verify_ms_per_step: f64,
 }
 
 /// Non-streamed response.

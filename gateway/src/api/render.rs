@@ -6,7 +6,8 @@ use axum::response::sse::Event;
 use futures::{Stream, StreamExt};
 
 use super::openai::{
-    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, WireUsage,
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, WireSpeculative,
+    WireUsage,
 };
 use crate::backends::BackendError;
 use crate::domain::{ChatEvent, ChatStream, Usage};
@@ -63,6 +64,15 @@ fn wire_usage(u: Usage) -> WireUsage {
         prompt_tokens: u.prompt_tokens,
         completion_tokens: u.completion_tokens,
         total_tokens: u.prompt_tokens + u.completion_tokens,
+        speculative: u.speculative.map(|s| WireSpeculative {
+            steps: s.steps,
+            drafted_tokens: s.drafted_tokens,
+            accepted_tokens: s.accepted_tokens,
+            acceptance_rate: s.acceptance_rate(),
+            accepted_per_step: s.accepted_per_step(),
+            draft_ms_per_step: s.draft_seconds_per_step() * 1e3,
+            verify_ms_per_step: s.verify_seconds_per_step() * 1e3,
+        }),
     }
 }
 

@@ -111,6 +111,7 @@ impl RemoteBackend {
             let usage = c.usage.map(|u| Usage {
                 prompt_tokens: u.prompt_tokens,
                 completion_tokens: u.completion_tokens,
+                speculative: None,
             });
             let events = vec![
                 Ok(ChatEvent::Delta(choice.message.content.unwrap_or_default())),
@@ -247,6 +248,7 @@ fn handle_event(
         *usage = Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
+            speculative: None,
         };
     }
     let Some(choice) = chunk.choices.into_iter().next() else {
@@ -290,7 +292,8 @@ mod tests {
                     finish_reason: FinishReason::Length,
                     usage: Usage {
                         prompt_tokens: 3,
-                        completion_tokens: 2
+                        completion_tokens: 2,
+                        speculative: None,
                     }
                 }),
             ]

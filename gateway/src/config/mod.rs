@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use locate::Segment;
-use raw::{RawBackend, RawConfig, RawDtype, RawModel};
+use raw::{RawBackend, RawConfig, RawDtype, RawModel, RawSpeculative};
 
 /// A configuration error; `Display` gives `file:line: key: message`.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +94,14 @@ pub struct LocalModelConfig {
     pub path: PathBuf,
     /// Weights dtype.
     pub dtype: engine::DType,
+    /// Draft model for speculative decoding.
+    pub draft: Option<engine::DraftSpec>,
 }
+
+/// Most draft tokens per step accepted in config: beyond it a miss wastes more than a step.
+const MAX_GAMMA: usize = 16;
+/// Draft tokens per step when `gamma` is not given.
+const DEFAULT_GAMMA: usize = 4;
 
 /// An upstream OpenAI-compatible API.
 #[derive(Debug, Clone)]
@@ -297,11 +304,15 @@ fn validate_model(
                 RawDtype::Bf16 => engine::DType::Bf16,
                 RawDtype::Auto => engine::DType::Auto,
             };
-            BackendConfig::Local(LocalModelConfig { path, dtype })
+            let draft = validate_draft(m.draft.as_deref(), m.gamma, m.speculative, at, base)?;
+            BackendConfig::Local(LocalModelConfig { path, dtype, draft })
         }
         RawBackend::Remote => {
             not_for(m.path.is_some(), "path", "remote")?;
             not_for(m.dtype.is_some(), "dtype", "remote")?;
+            not_for(m.draft.is_some(), "draft", "remote")?;
+            not_for(m.gamma.is_some(), "gamma", "remote")?;
+            not_for(m.speculative.is_some(), "speculative", "remote")?;
             let url = m
                 .base_url
                 .ok_or_else(|| (key(at, "base_url"), "required for backend remote".into()))?;
@@ -351,6 +362,40 @@ fn validate_model(
         max_queue: m.max_queue.unwrap_or(32),
         backend,
     })
+}
+
+/// `draft`, `gamma` and `speculative` of a local model.
+fn validate_draft(
+    draft: Option<&str>,
+    gamma: Option<usize>,
+    speculative: Option<RawSpeculative>,
+    at: &[Segment],
+    base: &Path,
+) -> Result<Option<engine::DraftSpec>, Invalid> {
+    let Some(draft) = draft else {
+        for (present, k) in [(gamma.is_some(), "gamma"), (speculative.is_some(), "speculative")] {
+            if present {
+                return Err((key(at, k), "needs `draft:` (a draft model to speculate with)".into()));
+            }
+        }
+        return Ok(None);
+    };
+    let path = base.join(draft);
+    if !path.is_file() {
+        return Err((
+            key(at, "draft"),
+            format!("{} does not exist; run scripts/fetch-models", path.display()),
+        ));
+    }
+    let gamma = gamma.unwrap_or(DEFAULT_GAMMA);
+    if !(1..=MAX_GAMMA).contains(&gamma) {
+        return Err((key(at, "gamma"), format!("must be between 1 and {MAX_GAMMA}")));
+    }
+    let mode = match speculative.unwrap_or(RawSpeculative::On) {
+        RawSpeculative::On => engine::SpeculativeMode::On,
+        RawSpeculative::Auto => engine::SpeculativeMode::Auto,
+    };
+    Ok(Some(engine::DraftSpec { path, gamma, mode }))
 }
 
 #[cfg(test)]

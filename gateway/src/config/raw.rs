@@ -40,6 +40,14 @@ pub enum RawDtype {
     Auto,
 }
 
+/// When a model with a draft uses it.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSpeculative {
+    On,
+    Auto,
+}
+
 /// One entry of `models:`. Flat rather than a tagged enum so serde keeps line numbers;
 /// `validate` checks which keys fit which backend.
 #[derive(Debug, Deserialize)]
@@ -52,6 +60,9 @@ pub struct RawModel {
     // local
     pub path: Option<String>,
     pub dtype: Option<RawDtype>,
+    pub draft: Option<String>,
+    pub gamma: Option<usize>,
+    pub speculative: Option<RawSpeculative>,
     // remote
     pub base_url: Option<String>,
     pub upstream_model: Option<String>,

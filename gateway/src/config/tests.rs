@@ -115,7 +115,8 @@ fn wrong_type_is_located() {
 #[test]
 fn shipped_configs_are_valid() {
     let root = crate_dir().join("../config");
-    for name in ["gatehouse.yaml", "remote.example.yaml"] {
+    // speculative.yaml needs the Qwen models, which only bench/speculative fetches.
+    for name in ["gatehouse.yaml", "remote.example.yaml", "selfdraft.yaml"] {
         let src = std::fs::read_to_string(root.join(name)).unwrap();
         // The default config needs SmolLM2, which the test command fetches first.
         Config::from_str_with_env(&src, &root.join(name), std::iter::empty()).unwrap();
@@ -149,4 +150,36 @@ fn api_key_comes_from_the_named_variable() {
         err.contains(":7: models[0].api_key_env: environment variable UP_KEY is not set"),
         "{err}"
     );
+}
+
+#[test]
+fn draft_settings_are_checked_and_located() {
+    let model = crate_dir().join("../models/smollm2-135m-instruct-q4_1.gguf");
+    let local = |extra: &str| {
+        format!(
+            "models:\n  - id: m\n    backend: local\n    path: {}\n{extra}",
+            model.display()
+        )
+    };
+    let draft = format!("    draft: {}\n", model.display());
+    let c = parse(&local(&format!("{draft}    speculative: auto\n")), &[]).unwrap();
+    let BackendConfig::Local(l) = &c.models[0].backend else {
+        panic!("local expected")
+    };
+    let d = l.draft.as_ref().unwrap();
+    assert_eq!((d.gamma, d.mode), (4, engine::SpeculativeMode::Auto));
+
+    let cases = [
+        (local("    gamma: 3\n"), ":5: models[0].gamma: needs `draft:`"),
+        (local("    speculative: on\n"), ":5: models[0].speculative: needs `draft:`"),
+        (local(&format!("{draft}    gamma: 0\n")), ":6: models[0].gamma: must be between 1 and 16"),
+        (local(&format!("{draft}    gamma: 17\n")), ":6: models[0].gamma: must be between 1 and 16"),
+        (local("    draft: nothere.gguf\n"), ":5: models[0].draft: /nonexistent/nothere.gguf does not exist"),
+        (local(&format!("{draft}    speculative: maybe\n")), ":6: models[0].speculative: unknown variant `maybe`"),
+        (format!("{REMOTE}{draft}"), ":7: models[0].draft: not allowed for backend remote"),
+    ];
+    for (src, want) in cases {
+        let err = parse(&src, &[]).unwrap_err().to_string();
+        assert!(err.contains(want), "want {want:?}, got {err}");
+    }
 }

@@ -76,6 +76,9 @@ impl Stream for Observed {
                     .output_tokens
                     .with_label_values(&[&this.model])
                     .inc_by(usage.completion_tokens);
+                if let Some(s) = &usage.speculative {
+                    this.metrics.speculative.record(&this.model, s);
+                }
                 if let Some(first) = this.first_token {
                     let secs = first.elapsed().as_secs_f64();
                     // The first token's own time is prefill; speed counts the rest.

@@ -99,12 +99,20 @@ pub async fn list_models(State(state): State<Arc<AppState>>) -> Json<serde_json:
                 crate::config::BackendConfig::Local(_) => "local",
                 crate::config::BackendConfig::Remote(_) => "remote",
             };
+            let mut gatehouse = json!({ "backend": backend, "state": s.state().label() });
+            if let ModelState::Ready(b) = s.state() {
+                if let Backend::Local(local) = b.as_ref() {
+                    if let Some(info) = local.model().speculative() {
+                        gatehouse["speculative"] = json!(info);
+                    }
+                }
+            }
             json!({
                 "id": s.config.id,
                 "object": "model",
                 "created": 0,
                 "owned_by": "gatehouse",
-                "gatehouse": { "backend": backend, "state": s.state().label() },
+                "gatehouse": gatehouse,
             })
         })
         .collect();
@@ -156,6 +164,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                     .engine_sequences
                     .with_label_values(&[&slot.config.id])
                     .set(local.model().active_sequences() as i64);
+                if let Some(info) = local.model().speculative() {
+                    state.metrics.speculative.publish(&slot.config.id, info);
+                }
             }
         }
     }
