@@ -77,7 +77,8 @@ pub struct SpeculativeStats {
     pub drafted_tokens: u64,
     /// Draft tokens the target accepted.
     pub accepted_tokens: u64,
-    /// Tokens added to the output (accepted, replacements and bonus tokens).
+    /// Tokens the steps produced (accepted, replacements and bonus tokens; the output stops
+    /// earlier when the last step hits end of sequence, a stop sequence or `max_tokens`).
     pub emitted_tokens: u64,
     /// Time running the draft, seconds.
     pub draft_seconds: f64,
@@ -104,6 +105,16 @@ impl SpeculativeStats {
     /// Mean verification time per step, seconds.
     pub fn verify_seconds_per_step(&self) -> f64 {
         ratio(self.verify_seconds, self.steps as f64)
+    }
+
+    /// Adds another set of counters (e.g. summing requests).
+    pub fn merge(&mut self, other: &SpeculativeStats) {
+        self.steps += other.steps;
+        self.drafted_tokens += other.drafted_tokens;
+        self.accepted_tokens += other.accepted_tokens;
+        self.emitted_tokens += other.emitted_tokens;
+        self.draft_seconds += other.draft_seconds;
+        self.verify_seconds += other.verify_seconds;
     }
 
     fn add(&mut self, s: &SpeculativeStepStats) {
@@ -234,8 +245,16 @@ pub fn verify(
     p: &[Vec<f64>],
     mut uniform: impl FnMut() -> f64,
 ) -> Vec<u32> {
-    assert_eq!(q.len(), drafted.len(), "one draft distribution per draft token");
-    assert_eq!(p.len(), drafted.len() + 1, "target scores every draft token plus one");
+    assert_eq!(
+        q.len(),
+        drafted.len(),
+        "one draft distribution per draft token"
+    );
+    assert_eq!(
+        p.len(),
+        drafted.len() + 1,
+        "target scores every draft token plus one"
+    );
     let mut out = Vec::with_capacity(drafted.len() + 1);
     for (i, &x) in drafted.iter().enumerate() {
         let (px, qx) = (p[i][x as usize], q[i][x as usize]);
@@ -435,26 +454,58 @@ mod tests {
         let n = 40_000;
         for _ in 0..n {
             let d = draw(&q, rng.gen()) as u32;
-            let out = verify(&[d], &[q.clone()], &[p.clone(), p.clone()], || rng.gen());
+            let out = verify(
+                &[d],
+                std::slice::from_ref(&q),
+                &[p.clone(), p.clone()],
+                || rng.gen(),
+            );
             if out.len() == 2 {
                 first_accepted += 1;
             }
         }
         let rate = first_accepted as f64 / n as f64;
         let se = (alpha * (1.0 - alpha) / n as f64).sqrt();
-        assert!((rate - alpha).abs() < 4.0 * se, "acceptance {rate} vs {alpha}");
+        assert!(
+            (rate - alpha).abs() < 4.0 * se,
+            "acceptance {rate} vs {alpha}"
+        );
         assert!(accepted > 0 && accepted < proposed);
     }
 
     #[test]
     fn stats_summarise_steps() {
         let s = greedy();
-        s.record(step_stats(4, 3, 4, Duration::from_millis(8), Duration::from_millis(20)));
-        s.record(step_stats(4, 1, 2, Duration::from_millis(8), Duration::from_millis(20)));
+        s.record(step_stats(
+            4,
+            3,
+            4,
+            Duration::from_millis(8),
+            Duration::from_millis(20),
+        ));
+        s.record(step_stats(
+            4,
+            1,
+            2,
+            Duration::from_millis(8),
+            Duration::from_millis(20),
+        ));
         let st = s.stats();
-        assert_eq!((st.steps, st.drafted_tokens, st.accepted_tokens, st.emitted_tokens), (2, 8, 4, 6));
+        assert_eq!(
+            (
+                st.steps,
+                st.drafted_tokens,
+                st.accepted_tokens,
+                st.emitted_tokens
+            ),
+            (2, 8, 4, 6)
+        );
         assert!((st.acceptance_rate() - 0.5).abs() < 1e-12);
         assert!((st.accepted_per_step() - 2.0).abs() < 1e-12);
         assert!((st.draft_seconds_per_step() - 0.008).abs() < 1e-9);
+        let mut total = st;
+        total.merge(&st);
+        assert_eq!((total.steps, total.emitted_tokens), (4, 12));
+        assert!((total.verify_seconds - 0.08).abs() < 1e-9);
     }
 }

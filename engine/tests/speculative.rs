@@ -66,7 +66,9 @@ const PROMPTS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread")]
 async fn self_draft_greedy_output_equals_plain_greedy_output() {
-    let plain = LocalModel::load(spec("plain", None)).await.expect("load plain");
+    let plain = LocalModel::load(spec("plain", None))
+        .await
+        .expect("load plain");
     for gamma in [1, 3, 5] {
         let drafted = LocalModel::load(spec("selfdraft", Some(gamma)))
             .await

@@ -63,21 +63,50 @@ pub struct SpeculativeMetrics {
 
 impl SpeculativeMetrics {
     fn new() -> Self {
-        let counter = |name: &str, help: &str| must(IntCounterVec::new(Opts::new(name, help), &["model"]));
-        let seconds = |name: &str, help: &str| must(CounterVec::new(Opts::new(name, help), &["model"]));
+        let counter =
+            |name: &str, help: &str| must(IntCounterVec::new(Opts::new(name, help), &["model"]));
+        let seconds =
+            |name: &str, help: &str| must(CounterVec::new(Opts::new(name, help), &["model"]));
         let gauge = |name: &str, help: &str| must(GaugeVec::new(Opts::new(name, help), &["model"]));
         Self {
-            steps: counter("speculative_steps_total", "Speculative steps (draft proposals verified)."),
+            steps: counter(
+                "speculative_steps_total",
+                "Speculative steps (draft proposals verified).",
+            ),
             drafted: counter("speculative_draft_tokens_total", "Draft tokens proposed."),
-            accepted: counter("speculative_accepted_tokens_total", "Draft tokens accepted by the target."),
-            draft_seconds: seconds("speculative_draft_seconds_total", "Time running the draft model."),
-            verify_seconds: seconds("speculative_verify_seconds_total", "Time running the target to verify drafts."),
-            acceptance_rate: gauge("speculative_acceptance_rate", "Accepted over proposed draft tokens, since start."),
-            accepted_per_step: gauge("speculative_accepted_tokens_per_step", "Mean draft tokens accepted per step, since start."),
-            draft_seconds_per_step: gauge("speculative_draft_seconds_per_step", "Mean draft time per step, since start."),
-            verify_seconds_per_step: gauge("speculative_verify_seconds_per_step", "Mean verification time per step, since start."),
+            accepted: counter(
+                "speculative_accepted_tokens_total",
+                "Draft tokens accepted by the target.",
+            ),
+            draft_seconds: seconds(
+                "speculative_draft_seconds_total",
+                "Time running the draft model.",
+            ),
+            verify_seconds: seconds(
+                "speculative_verify_seconds_total",
+                "Time running the target to verify drafts.",
+            ),
+            acceptance_rate: gauge(
+                "speculative_acceptance_rate",
+                "Accepted over proposed draft tokens, since start.",
+            ),
+            accepted_per_step: gauge(
+                "speculative_accepted_tokens_per_step",
+                "Mean draft tokens accepted per step, since start.",
+            ),
+            draft_seconds_per_step: gauge(
+                "speculative_draft_seconds_per_step",
+                "Mean draft time per step, since start.",
+            ),
+            verify_seconds_per_step: gauge(
+                "speculative_verify_seconds_per_step",
+                "Mean verification time per step, since start.",
+            ),
             active: must(IntGaugeVec::new(
-                Opts::new("speculative_active", "1 when the model decodes with its draft model."),
+                Opts::new(
+                    "speculative_active",
+                    "1 when the model decodes with its draft model.",
+                ),
                 &["model"],
             )),
             auto_tokens_per_second: must(GaugeVec::new(
@@ -112,8 +141,12 @@ impl SpeculativeMetrics {
         self.steps.with_label_values(l).inc_by(s.steps);
         self.drafted.with_label_values(l).inc_by(s.drafted_tokens);
         self.accepted.with_label_values(l).inc_by(s.accepted_tokens);
-        self.draft_seconds.with_label_values(l).inc_by(s.draft_seconds);
-        self.verify_seconds.with_label_values(l).inc_by(s.verify_seconds);
+        self.draft_seconds
+            .with_label_values(l)
+            .inc_by(s.draft_seconds);
+        self.verify_seconds
+            .with_label_values(l)
+            .inc_by(s.verify_seconds);
         let total = engine::SpeculativeStats {
             steps: self.steps.with_label_values(l).get(),
             drafted_tokens: self.drafted.with_label_values(l).get(),
@@ -122,15 +155,25 @@ impl SpeculativeMetrics {
             draft_seconds: self.draft_seconds.with_label_values(l).get(),
             verify_seconds: self.verify_seconds.with_label_values(l).get(),
         };
-        self.acceptance_rate.with_label_values(l).set(total.acceptance_rate());
-        self.accepted_per_step.with_label_values(l).set(total.accepted_per_step());
-        self.draft_seconds_per_step.with_label_values(l).set(total.draft_seconds_per_step());
-        self.verify_seconds_per_step.with_label_values(l).set(total.verify_seconds_per_step());
+        self.acceptance_rate
+            .with_label_values(l)
+            .set(total.acceptance_rate());
+        self.accepted_per_step
+            .with_label_values(l)
+            .set(total.accepted_per_step());
+        self.draft_seconds_per_step
+            .with_label_values(l)
+            .set(total.draft_seconds_per_step());
+        self.verify_seconds_per_step
+            .with_label_values(l)
+            .set(total.verify_seconds_per_step());
     }
 
     /// Publishes a model's speculative state (scrape time).
     pub fn publish(&self, model: &str, info: &engine::SpeculativeInfo) {
-        self.active.with_label_values(&[model]).set(i64::from(info.active));
+        self.active
+            .with_label_values(&[model])
+            .set(i64::from(info.active));
         if let Some(a) = info.auto {
             self.auto_tokens_per_second
                 .with_label_values(&[model, "plain"])

@@ -56,7 +56,12 @@ async fn speculative_model_reports_usage_metrics_and_state() {
     let steps = s["steps"].as_u64().unwrap();
     assert!(steps > 0);
     assert_eq!(s["drafted_tokens"].as_u64().unwrap(), 3 * steps);
-    for k in ["acceptance_rate", "accepted_per_step", "draft_ms_per_step", "verify_ms_per_step"] {
+    for k in [
+        "acceptance_rate",
+        "accepted_per_step",
+        "draft_ms_per_step",
+        "verify_ms_per_step",
+    ] {
         assert!(s[k].as_f64().unwrap() > 0.0, "{k} in {s}");
     }
 
@@ -71,7 +76,10 @@ async fn speculative_model_reports_usage_metrics_and_state() {
         .await
         .unwrap();
     let (text, _, usage) = reassemble(&body);
-    assert_eq!(text, plain["choices"][0]["message"]["content"].as_str().unwrap());
+    assert_eq!(
+        text,
+        plain["choices"][0]["message"]["content"].as_str().unwrap()
+    );
     assert_eq!(usage.unwrap()["speculative"]["steps"].as_u64(), Some(steps));
 
     let m = metrics_text(addr).await;
@@ -80,9 +88,26 @@ async fn speculative_model_reports_usage_metrics_and_state() {
         2.0 * steps as f64,
         "{m}"
     );
-    assert!(metric(addr, "gatehouse_speculative_acceptance_rate{model=\"spec\"}").await > 0.5);
-    assert!(metric(addr, "gatehouse_speculative_verify_seconds_per_step{model=\"spec\"}").await > 0.0);
-    assert_eq!(metric(addr, "gatehouse_speculative_active{model=\"spec\"}").await, 1.0);
+    assert!(
+        metric(
+            addr,
+            "gatehouse_speculative_acceptance_rate{model=\"spec\"}"
+        )
+        .await
+            > 0.5
+    );
+    assert!(
+        metric(
+            addr,
+            "gatehouse_speculative_verify_seconds_per_step{model=\"spec\"}"
+        )
+        .await
+            > 0.0
+    );
+    assert_eq!(
+        metric(addr, "gatehouse_speculative_active{model=\"spec\"}").await,
+        1.0
+    );
     assert!(!m.contains("gatehouse_speculative_steps_total{model=\"plain\"}"));
 
     // `auto` measured both modes; SmolLM2 drafting for itself costs a draft pass per token
@@ -104,16 +129,31 @@ async fn speculative_model_reports_usage_metrics_and_state() {
     };
     assert!(by_id("plain")["gatehouse"].get("speculative").is_none());
     let on = &by_id("spec")["gatehouse"]["speculative"];
-    assert_eq!((on["mode"].as_str(), on["active"].as_bool(), on["gamma"].as_u64()), (Some("on"), Some(true), Some(3)));
+    assert_eq!(
+        (
+            on["mode"].as_str(),
+            on["active"].as_bool(),
+            on["gamma"].as_u64()
+        ),
+        (Some("on"), Some(true), Some(3))
+    );
     let auto = &by_id("spec-auto")["gatehouse"]["speculative"];
     assert_eq!(auto["mode"], "auto");
     let plain_tps = auto["auto"]["plain_tokens_per_second"].as_f64().unwrap();
-    let spec_tps = auto["auto"]["speculative_tokens_per_second"].as_f64().unwrap();
+    let spec_tps = auto["auto"]["speculative_tokens_per_second"]
+        .as_f64()
+        .unwrap();
     assert!(plain_tps > 0.0 && spec_tps > 0.0, "{auto}");
     assert_eq!(auto["active"].as_bool(), Some(spec_tps > plain_tps));
-    assert_eq!(
-        metric(addr, "gatehouse_speculative_auto_tokens_per_second{mode=\"plain\",model=\"spec-auto\"}").await,
-        plain_tps
+    let published = metric(
+        addr,
+        "gatehouse_speculative_auto_tokens_per_second{mode=\"plain\",model=\"spec-auto\"}",
+    )
+    .await;
+    // JSON and the Prometheus text may round the last digit differently.
+    assert!(
+        (published - plain_tps).abs() < 1e-9 * plain_tps,
+        "{published} vs {plain_tps}"
     );
     // Whichever mode auto chose, greedy text is the plain model's.
     let chosen = chat(addr, ask("spec-auto", false)).await;
@@ -143,7 +183,11 @@ fn cli_chat_prints_the_same_text_with_and_without_the_draft() {
             ])
             .output()
             .expect("run gatehouse chat");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let plain = run("smollm2-135m");

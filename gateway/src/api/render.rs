@@ -6,8 +6,8 @@ use axum::response::sse::Event;
 use futures::{Stream, StreamExt};
 
 use super::openai::{
-    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta, WireSpeculative,
-    WireUsage,
+    AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta,
+    WireSpeculative, WireUsage,
 };
 use crate::backends::BackendError;
 use crate::domain::{ChatEvent, ChatStream, Usage};

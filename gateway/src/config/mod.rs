@@ -373,9 +373,15 @@ fn validate_draft(
     base: &Path,
 ) -> Result<Option<engine::DraftSpec>, Invalid> {
     let Some(draft) = draft else {
-        for (present, k) in [(gamma.is_some(), "gamma"), (speculative.is_some(), "speculative")] {
+        for (present, k) in [
+            (gamma.is_some(), "gamma"),
+            (speculative.is_some(), "speculative"),
+        ] {
             if present {
-                return Err((key(at, k), "needs `draft:` (a draft model to speculate with)".into()));
+                return Err((
+                    key(at, k),
+                    "needs `draft:` (a draft model to speculate with)".into(),
+                ));
             }
         }
         return Ok(None);
@@ -384,12 +390,18 @@ fn validate_draft(
     if !path.is_file() {
         return Err((
             key(at, "draft"),
-            format!("{} does not exist; run scripts/fetch-models", path.display()),
+            format!(
+                "{} does not exist; run scripts/fetch-models",
+                path.display()
+            ),
         ));
     }
     let gamma = gamma.unwrap_or(DEFAULT_GAMMA);
     if !(1..=MAX_GAMMA).contains(&gamma) {
-        return Err((key(at, "gamma"), format!("must be between 1 and {MAX_GAMMA}")));
+        return Err((
+            key(at, "gamma"),
+            format!("must be between 1 and {MAX_GAMMA}"),
+        ));
     }
     let mode = match speculative.unwrap_or(RawSpeculative::On) {
         RawSpeculative::On => engine::SpeculativeMode::On,

@@ -170,13 +170,34 @@ fn draft_settings_are_checked_and_located() {
     assert_eq!((d.gamma, d.mode), (4, engine::SpeculativeMode::Auto));
 
     let cases = [
-        (local("    gamma: 3\n"), ":5: models[0].gamma: needs `draft:`"),
-        (local("    speculative: on\n"), ":5: models[0].speculative: needs `draft:`"),
-        (local(&format!("{draft}    gamma: 0\n")), ":6: models[0].gamma: must be between 1 and 16"),
-        (local(&format!("{draft}    gamma: 17\n")), ":6: models[0].gamma: must be between 1 and 16"),
-        (local("    draft: nothere.gguf\n"), ":5: models[0].draft: /nonexistent/nothere.gguf does not exist"),
-        (local(&format!("{draft}    speculative: maybe\n")), ":6: models[0].speculative: unknown variant `maybe`"),
-        (format!("{REMOTE}{draft}"), ":7: models[0].draft: not allowed for backend remote"),
+        (
+            local("    gamma: 3\n"),
+            ":5: models[0].gamma: needs `draft:`",
+        ),
+        (
+            local("    speculative: on\n"),
+            ":5: models[0].speculative: needs `draft:`",
+        ),
+        (
+            local(&format!("{draft}    gamma: 0\n")),
+            ":6: models[0].gamma: must be between 1 and 16",
+        ),
+        (
+            local(&format!("{draft}    gamma: 17\n")),
+            ":6: models[0].gamma: must be between 1 and 16",
+        ),
+        (
+            local("    draft: nothere.gguf\n"),
+            ":5: models[0].draft: /nonexistent/nothere.gguf does not exist",
+        ),
+        (
+            local(&format!("{draft}    speculative: maybe\n")),
+            ":6: models[0].speculative: unknown variant `maybe`",
+        ),
+        (
+            format!("{REMOTE}{draft}"),
+            ":7: models[0].draft: not allowed for backend remote",
+        ),
     ];
     for (src, want) in cases {
         let err = parse(&src, &[]).unwrap_err().to_string();
