@@ -129,7 +129,18 @@ pub fn main() -> ExitCode {
 
 fn describe(m: &crate::config::ModelConfig) -> String {
     match &m.backend {
-        BackendConfig::Local(l) => format!("{}\tlocal\t{}\t{:?}", m.id, l.path.display(), l.dtype),
+        BackendConfig::Local(l) => {
+            let mut s = format!("{}\tlocal\t{}\t{:?}", m.id, l.path.display(), l.dtype);
+            if let Some(d) = &l.draft {
+                s += &format!(
+                    "\tdraft {} gamma {} speculative {}",
+                    d.path.display(),
+                    d.gamma,
+                    format!("{:?}", d.mode).to_lowercase()
+                );
+            }
+            s
+        }
         BackendConfig::Remote(r) => {
             format!("{}\tremote\t{}\t{}", m.id, r.base_url, r.upstream_model)
         }
