@@ -288,16 +288,7 @@ fn validate_model(
             let path = m
                 .path
                 .ok_or_else(|| (key(at, "path"), "required for backend local".into()))?;
-            let path = base.join(&path);
-            if !path.is_file() {
-                return Err((
-                    key(at, "path"),
-                    format!(
-                        "{} does not exist; run scripts/fetch-models",
-                        path.display()
-                    ),
-                ));
-            }
+            let path = model_file(base, &path, at, "path")?;
             let dtype = match m.dtype.unwrap_or(RawDtype::F32) {
                 RawDtype::F32 => engine::DType::F32,
                 RawDtype::F16 => engine::DType::F16,
@@ -364,6 +355,22 @@ fn validate_model(
     })
 }
 
+/// A model file named at key `k`, relative to the config's directory; it must exist.
+fn model_file(base: &Path, rel: &str, at: &[Segment], k: &str) -> Result<PathBuf, Invalid> {
+    let path = base.join(rel);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err((
+            key(at, k),
+            format!(
+                "{} does not exist; run scripts/fetch-models",
+                path.display()
+            ),
+        ))
+    }
+}
+
 /// `draft`, `gamma` and `speculative` of a local model.
 fn validate_draft(
     draft: Option<&str>,
@@ -386,16 +393,7 @@ fn validate_draft(
         }
         return Ok(None);
     };
-    let path = base.join(draft);
-    if !path.is_file() {
-        return Err((
-            key(at, "draft"),
-            format!(
-                "{} does not exist; run scripts/fetch-models",
-                path.display()
-            ),
-        ));
-    }
+    let path = model_file(base, draft, at, "draft")?;
     let gamma = gamma.unwrap_or(DEFAULT_GAMMA);
     if !(1..=MAX_GAMMA).contains(&gamma) {
         return Err((
