@@ -8,10 +8,9 @@
 use std::time::Instant;
 
 use engine::{
-    ChatMessage, DType, DraftSpec, GenerationEvent, LocalModel, ModelSpec, Role, Sampling,
-    SpeculativeMode, SpeculativeStats,
+    ChatMessage, DType, DraftSpec, LocalModel, ModelSpec, Role, Sampling, SpeculativeMode,
+    SpeculativeStats,
 };
-use futures::StreamExt;
 
 const PROMPTS: &[&str] = &[
     "Write a Python function that returns the n-th Fibonacci number iteratively.",
@@ -51,18 +50,15 @@ async fn run_all(model: &LocalModel, prompts: &[&str], tokens: usize) -> Run {
             ..Sampling::default()
         };
         let start = Instant::now();
-        let mut g = model.generate(messages, sampling).expect("generate");
-        let mut text = String::new();
-        while let Some(ev) = g.next().await {
-            match ev.expect("generation") {
-                GenerationEvent::Delta(t) => text.push_str(&t),
-                GenerationEvent::Finished { usage, .. } => {
-                    run.tokens += usage.completion_tokens;
-                    if let Some(s) = usage.speculative {
-                        run.stats.merge(&s);
-                    }
-                }
-            }
+        let (text, usage) = model
+            .generate(messages, sampling)
+            .expect("generate")
+            .run_to_end()
+            .await
+            .expect("generation");
+        run.tokens += usage.completion_tokens;
+        if let Some(s) = usage.speculative {
+            run.stats.merge(&s);
         }
         run.seconds += start.elapsed().as_secs_f64();
         run.texts.push(text);

@@ -215,7 +215,7 @@ impl LocalModel {
             };
             self.generate(messages, sampling)
         };
-        drain(run(AUTO_WARMUP_PROMPT, 8)?).await?;
+        run(AUTO_WARMUP_PROMPT, 8)?.run_to_end().await?;
         let mut generation = run(AUTO_PROMPT, AUTO_TOKENS)?;
         let mut first = None;
         while let Some(event) = generation.next().await {
@@ -387,16 +387,6 @@ async fn load_pipeline_blocking(
         .map_err(|e| EngineError::Internal(format!("loader task failed: {e}")))?
 }
 
-/// Runs a generation to its end, returning its usage.
-async fn drain(mut generation: Generation) -> Result<Usage, EngineError> {
-    while let Some(event) = generation.next().await {
-        if let GenerationEvent::Finished { usage, .. } = event? {
-            return Ok(usage);
-        }
-    }
-    Err(EngineError::EngineGone)
-}
-
 struct ActiveGuard(Arc<AtomicUsize>);
 
 impl Drop for ActiveGuard {
@@ -515,6 +505,20 @@ async fn forward(
 /// A generation in progress: text deltas, then `Finished`. Dropping it cancels generation.
 pub struct Generation {
     rx: mpsc::UnboundedReceiver<Result<GenerationEvent, EngineError>>,
+}
+
+impl Generation {
+    /// Runs the generation to its end: the whole text and its usage.
+    pub async fn run_to_end(mut self) -> Result<(String, Usage), EngineError> {
+        let mut text = String::new();
+        while let Some(event) = self.next().await {
+            match event? {
+                GenerationEvent::Delta(t) => text.push_str(&t),
+                GenerationEvent::Finished { usage, .. } => return Ok((text, usage)),
+            }
+        }
+        Err(EngineError::EngineGone)
+    }
 }
 
 impl Stream for Generation {

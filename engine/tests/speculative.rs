@@ -6,10 +6,8 @@
 use std::path::PathBuf;
 
 use engine::{
-    ChatMessage, DType, DraftSpec, GenerationEvent, LocalModel, ModelSpec, Role, Sampling,
-    SpeculativeMode, Usage,
+    ChatMessage, DType, DraftSpec, LocalModel, ModelSpec, Role, Sampling, SpeculativeMode, Usage,
 };
-use futures::StreamExt;
 
 fn smollm2() -> PathBuf {
     // Read at run time: a test binary reused from another checkout keeps a stale path.
@@ -38,15 +36,12 @@ async fn run(model: &LocalModel, prompt: &str, sampling: Sampling) -> (String, U
         role: Role::User,
         content: prompt.into(),
     }];
-    let mut generation = model.generate(messages, sampling).expect("generate");
-    let mut text = String::new();
-    while let Some(event) = generation.next().await {
-        match event.expect("generation event") {
-            GenerationEvent::Delta(t) => text.push_str(&t),
-            GenerationEvent::Finished { usage, .. } => return (text, usage),
-        }
-    }
-    panic!("stream ended without Finished");
+    model
+        .generate(messages, sampling)
+        .expect("generate")
+        .run_to_end()
+        .await
+        .expect("generation")
 }
 
 fn greedy(max_tokens: usize) -> Sampling {
