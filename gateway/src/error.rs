@@ -66,6 +66,12 @@ pub enum ApiError {
     /// Route exists, method does not.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A guardrail policy refused the request or the answer.
+    #[error("{0}")]
+    PolicyViolation(Box<crate::policy::Blocked>),
+    /// An admin endpoint without the admin token.
+    #[error("this endpoint needs the admin token (Authorization: Bearer ...)")]
+    AdminUnauthorized,
     /// A bug: a handler panicked.
     #[error("internal error")]
     Internal,
@@ -134,6 +140,21 @@ impl ApiError {
                 "invalid_request_error",
                 "method_not_allowed",
             ),
+            PolicyViolation(b) if b.is_limit => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "policy_violation",
+            ),
+            PolicyViolation(_) => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "policy_violation",
+            ),
+            AdminUnauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "admin_unauthorized",
+            ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -150,10 +171,19 @@ impl ApiError {
         }
     }
 
-    /// The OpenAI error object, `{"error": {...}}`.
+    /// The OpenAI error object, `{"error": {...}}`. Policy blocks add `policy`, `rule`,
+    /// `stage` and `entity`; never the text that matched.
     pub fn body(&self) -> serde_json::Value {
         let (_, kind, code) = self.parts();
-        json!({ "error": { "message": self.to_string(), "type": kind, "param": self.param(), "code": code } })
+        let mut body = json!({ "error": { "message": self.to_string(), "type": kind, "param": self.param(), "code": code } });
+        if let ApiError::PolicyViolation(b) = self {
+            let d = &b.decision;
+            body["error"]["policy"] = json!(&*d.policy);
+            body["error"]["rule"] = json!(&*d.rule);
+            body["error"]["stage"] = json!(d.stage.as_str());
+            body["error"]["entity"] = json!(d.entity);
+        }
+        body
     }
 }
 

@@ -10,6 +10,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod layers;
 pub mod metrics;
 pub mod models;
+pub mod policy;
 pub mod server;

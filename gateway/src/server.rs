@@ -10,6 +10,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::http::{app, AppState};
+use crate::policy::watch::{self as policy_watch, Reload};
+use crate::policy::PolicyStore;
 
 /// A server started by [`start`].
 pub struct RunningServer {
@@ -35,11 +37,56 @@ impl RunningServer {
     }
 }
 
+/// Loads the policies of `config`; every error, one per line, when they don't load.
+pub fn load_policies(config: &Config) -> Result<Option<Arc<PolicyStore>>, String> {
+    let Some(pc) = &config.policies else {
+        return Ok(None);
+    };
+    match crate::policy::load::load_dir(&pc.dir) {
+        Ok(set) => Ok(Some(Arc::new(PolicyStore::new(set)))),
+        Err(errors) => Err(errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")),
+    }
+}
+
 /// Serves `config` on `listener`; local models load in the background (`/readyz` says when).
+/// Policies load first: invalid policies refuse to start (`InvalidData`), since there is no
+/// previous version to keep.
 pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let grace = config.server.shutdown_grace;
-    let state = AppState::new(Arc::new(config));
+    let policies = load_policies(&config)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let watch = config.policies.as_ref().filter(|p| p.watch).cloned();
+    let state = AppState::new(Arc::new(config), policies.clone());
+    let watcher = match (watch, policies) {
+        (Some(pc), Some(store)) => {
+            let metrics = state.metrics.clone();
+            Some(policy_watch::spawn(
+                pc.dir,
+                store,
+                pc.poll_interval,
+                move |r| match r {
+                    Reload::Swapped { version } => {
+                        metrics.policy.reloads.with_label_values(&["ok"]).inc();
+                        metrics.policy.set_version(version);
+                    }
+                    Reload::Rejected { .. } => {
+                        metrics
+                            .policy
+                            .reloads
+                            .with_label_values(&["rejected"])
+                            .inc();
+                    }
+                    Reload::Unchanged => {}
+                },
+            ))
+        }
+        _ => None,
+    };
     let loader = state.clone();
     tokio::spawn(async move {
         loader
@@ -68,13 +115,17 @@ pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningSe
             let _ = rx.wait_for(|v| *v).await;
             tokio::time::sleep(grace).await;
         };
-        tokio::select! {
+        let result = tokio::select! {
             r = serve => r,
             _ = deadline => {
                 tracing::warn!("shutdown grace period over; dropping remaining connections");
                 Ok(())
             }
+        };
+        if let Some(w) = watcher {
+            w.abort();
         }
+        result
     });
     Ok(RunningServer {
         addr,

@@ -113,6 +113,8 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     Ok(ChatRequest {
         request_id: request_id.to_string(),
+        caller: Default::default(),
+        guard: Default::default(),
         model: req.model,
         messages,
         sampling: Sampling {

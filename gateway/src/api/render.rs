@@ -77,7 +77,7 @@ fn wire_usage(u: Usage) -> WireUsage {
 }
 
 /// Drains the stream into one completion object.
-pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletion, BackendError> {
+pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletion, ApiError> {
     let mut text = String::new();
     while let Some(ev) = stream.next().await {
         match ev? {
@@ -104,9 +104,9 @@ pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletio
             }
         }
     }
-    Err(BackendError::Protocol(
+    Err(ApiError::Backend(BackendError::Protocol(
         "the answer ended without a finish event".into(),
-    ))
+    )))
 }
 
 fn json_event<T: serde::Serialize>(v: &T) -> Event {
@@ -159,7 +159,7 @@ pub fn sse(
                     out.push(Event::default().data("[DONE]"));
                     out
                 }
-                Err(e) => vec![json_event(&ApiError::Backend(e).body())],
+                Err(e) => vec![json_event(&e.body())],
             }
         })
         .flat_map(futures::stream::iter);

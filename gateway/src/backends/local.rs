@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use super::BackendError;
-use crate::domain::{ChatEvent, ChatRequest, ChatStream};
+use crate::domain::{BackendStream, ChatEvent, ChatRequest};
 
 /// A loaded local model.
 pub struct LocalBackend {
@@ -24,7 +24,7 @@ impl LocalBackend {
     }
 
     /// Starts generation; dropping the stream cancels it in the engine.
-    pub fn chat(&self, req: &ChatRequest) -> Result<ChatStream, BackendError> {
+    pub fn chat(&self, req: &ChatRequest) -> Result<BackendStream, BackendError> {
         let gen = self
             .model
             .generate(req.messages.clone(), req.sampling.clone())?;

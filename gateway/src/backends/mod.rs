@@ -6,7 +6,7 @@ pub mod sse;
 
 use axum::http::StatusCode;
 
-use crate::domain::{ChatRequest, ChatStream};
+use crate::domain::{BackendStream, ChatRequest};
 
 /// Errors of the backends area.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,7 @@ pub enum Backend {
 
 impl Backend {
     /// Starts answering `req`; the stream yields text deltas then `Done`.
-    pub async fn chat(&self, req: &ChatRequest) -> Result<ChatStream, BackendError> {
+    pub async fn chat(&self, req: &ChatRequest) -> Result<BackendStream, BackendError> {
         match self {
             Backend::Local(b) => b.chat(req),
             Backend::Remote(b) => b.chat(req).await,

@@ -7,7 +7,7 @@ use super::sse::SseParser;
 use super::BackendError;
 use crate::api::openai::{ChatCompletion, ChatCompletionChunk};
 use crate::config::RemoteModelConfig;
-use crate::domain::{ChatEvent, ChatRequest, ChatStream, FinishReason, Usage};
+use crate::domain::{BackendStream, ChatEvent, ChatRequest, FinishReason, Usage};
 
 /// Client for one upstream model.
 pub struct RemoteBackend {
@@ -81,7 +81,7 @@ impl RemoteBackend {
     }
 
     /// Sends the request; non-streamed answers become a two-event stream.
-    pub async fn chat(&self, req: &ChatRequest) -> Result<ChatStream, BackendError> {
+    pub async fn chat(&self, req: &ChatRequest) -> Result<BackendStream, BackendError> {
         let mut rb = self
             .client
             .post(format!("{}/chat/completions", self.cfg.base_url))

@@ -107,6 +107,8 @@ pub async fn run(args: ChatArgs) -> ExitCode {
         },
         stream: true,
         include_usage: true,
+        caller: Default::default(),
+        guard: Default::default(),
     };
     let mut stream = match backend.chat(&req).await {
         Ok(s) => s,

@@ -1,6 +1,7 @@
 //! The `gatehouse` command line.
 
 mod chat;
+pub mod policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Guardrail policy commands: check, test, explain.
+    Policy {
+        #[command(subcommand)]
+        command: policy::PolicyCommand,
     },
 }
 
@@ -102,6 +108,7 @@ pub fn main() -> ExitCode {
             rt.block_on(serve(cfg))
         }
         Command::Chat(args) => rt.block_on(chat::run(args)),
+        Command::Policy { command } => policy::run(command),
         Command::Models { config } => match load(&config) {
             Ok(cfg) => {
                 for m in &cfg.models {
@@ -120,7 +127,26 @@ pub fn main() -> ExitCode {
                 for m in &cfg.models {
                     println!("model {}", describe(m));
                 }
-                ExitCode::SUCCESS
+                match crate::server::load_policies(&cfg) {
+                    Ok(Some(store)) => {
+                        let set = store.current();
+                        println!(
+                            "policies {} ({} files, version {})",
+                            set.dir.display(),
+                            set.policies.len(),
+                            set.short_version()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Ok(None) => {
+                        println!("policies off");
+                        ExitCode::SUCCESS
+                    }
+                    Err(errors) => {
+                        eprintln!("{errors}");
+                        ExitCode::from(2)
+                    }
+                }
             }
             Err(code) => code,
         },
@@ -148,6 +174,11 @@ fn describe(m: &crate::config::ModelConfig) -> String {
 }
 
 async fn serve(cfg: Config) -> ExitCode {
+    // Before binding, so that scripts waiting for the address line see the failure instead.
+    if let Err(e) = crate::server::load_policies(&cfg) {
+        eprintln!("gatehouse: cannot start: invalid policies:\n{e}");
+        return ExitCode::from(2);
+    }
     let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -165,6 +196,10 @@ async fn serve(cfg: Config) -> ExitCode {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            eprintln!("gatehouse: cannot start: invalid policies:\n{e}");
+            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!("gatehouse: server error: {e}");

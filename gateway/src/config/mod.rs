@@ -48,6 +48,19 @@ pub struct Config {
     pub server: ServerConfig,
     /// Served models, in file order.
     pub models: Vec<ModelConfig>,
+    /// Guardrail policies; `None` turns guardrails off.
+    pub policies: Option<PoliciesConfig>,
+}
+
+/// `policies:` settings.
+#[derive(Debug, Clone)]
+pub struct PoliciesConfig {
+    /// The directory of policy files.
+    pub dir: PathBuf,
+    /// Reload when the directory changes.
+    pub watch: bool,
+    /// How often the directory is checked for changes.
+    pub poll_interval: Duration,
 }
 
 /// `server:` settings.
@@ -63,6 +76,9 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Bearer token of the admin endpoints (`GET /v1/policies`), read from the environment
+    /// variable named by `admin_token_env`. Without it they are open: bind to loopback.
+    pub admin_token: Option<String>,
 }
 
 /// One served model.
@@ -238,6 +254,18 @@ fn validate(
         )?),
         max_in_flight: positive(s.max_in_flight.map(|v| v as u64), 256, "max_in_flight")? as usize,
         shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
+        admin_token: match s.admin_token_env {
+            None => None,
+            Some(var) => match vars.get(&var) {
+                Some(v) if !v.is_empty() => Some(v.clone()),
+                _ => {
+                    return Err((
+                        key(&server_path, "admin_token_env"),
+                        format!("environment variable {var} is not set"),
+                    ))
+                }
+            },
+        },
     };
     if raw.models.is_empty() {
         return Err((
@@ -253,10 +281,36 @@ fn validate(
         }
         models.push(validate_model(m, &at, base, vars)?);
     }
+    let policies = match raw.policies {
+        None => None,
+        Some(p) => {
+            let at = [Segment::Key("policies".into())];
+            let dir = base.join(&p.dir);
+            if !dir.is_dir() {
+                return Err((
+                    key(&at, "dir"),
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+            let ms = p.poll_interval_ms.unwrap_or(1000);
+            if ms == 0 {
+                return Err((
+                    key(&at, "poll_interval_ms"),
+                    "must be greater than 0".into(),
+                ));
+            }
+            Some(PoliciesConfig {
+                dir,
+                watch: p.watch.unwrap_or(true),
+                poll_interval: Duration::from_millis(ms),
+            })
+        }
+    };
     Ok(Config {
         source: PathBuf::new(),
         server,
         models,
+        policies,
     })
 }
 

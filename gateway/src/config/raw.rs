@@ -9,6 +9,16 @@ pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
     pub models: Vec<RawModel>,
+    pub policies: Option<RawPolicies>,
+}
+
+/// `policies:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicies {
+    pub dir: String,
+    pub watch: Option<bool>,
+    pub poll_interval_ms: Option<u64>,
 }
 
 /// `server:`.
@@ -20,6 +30,7 @@ pub struct RawServer {
     pub request_timeout_secs: Option<u64>,
     pub max_in_flight: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
+    pub admin_token_env: Option<String>,
 }
 
 /// Which backend serves a model.

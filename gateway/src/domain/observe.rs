@@ -10,7 +10,7 @@ use futures::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{ChatEvent, ChatStream};
-use crate::backends::BackendError;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 /// An observed answer stream; see the module docs.
@@ -54,7 +54,7 @@ impl Observed {
 }
 
 impl Stream for Observed {
-    type Item = Result<ChatEvent, BackendError>;
+    type Item = Result<ChatEvent, ApiError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;

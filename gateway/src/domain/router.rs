@@ -60,7 +60,11 @@ impl tower::Service<ChatRequest> for Router {
                 .admit()
                 .await
                 .map_err(|_| ApiError::ModelOverloaded(req.model.clone()))?;
-            let stream = backend.chat(&req).await?;
+            let stream = backend
+                .chat(&req)
+                .await?
+                .map(|r| r.map_err(ApiError::from))
+                .boxed();
             Ok(Observed::new(stream, req.model, start, metrics, permit).boxed())
         })
     }

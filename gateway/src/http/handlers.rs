@@ -18,8 +18,10 @@ use super::{AppState, REQUEST_ID};
 use crate::api::parse;
 use crate::api::render::{self, Meta};
 use crate::backends::Backend;
+use crate::domain::GuardContext;
 use crate::error::ApiError;
 use crate::models::ModelState;
+use crate::policy::Action;
 
 /// Reads the body up to the configured limit: 413 past it, by header or by counting.
 async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
@@ -52,13 +54,21 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let api_key = bearer(&req).map(|t| {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(t.as_bytes())))
+    });
     let mut label = None;
+    let mut guard = None;
     let result = async {
         if state.draining.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
         }
         let body = read_body(req, state.config.server.body_limit_bytes).await?;
-        let chat = parse::chat_request(&body, &request_id)?;
+        let mut chat = parse::chat_request(&body, &request_id)?;
+        chat.caller.route = "/v1/chat/completions".into();
+        chat.caller.api_key = api_key;
+        guard = Some(chat.guard.clone());
         if state.models.get(&chat.model).is_some() {
             label = Some(chat.model.clone());
         }
@@ -69,7 +79,7 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
             // Wait for the first event before sending headers, so that a request the backend
             // refuses outright (e.g. a prompt longer than the context) gets a real HTTP error.
             let first = match answer.next().await {
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => return Err(e),
                 first => first,
             };
             let answer = futures::stream::iter(first).chain(answer).boxed();
@@ -82,10 +92,125 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     }
     .await;
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
+    if let Some(g) = guard {
+        policy_headers(&g, resp.headers_mut());
+    }
     if let Some(model) = label {
         resp.extensions_mut().insert(ModelLabel(model));
     }
     resp
+}
+
+/// The bearer token of `Authorization`, if any.
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Response header naming the policy and version a request ran under.
+pub const POLICY_HEADER: &str = "x-gatehouse-policy";
+/// Response header listing `warn` decisions as `rule:stage:entity`, comma-separated.
+pub const WARNINGS_HEADER: &str = "x-gatehouse-policy-warnings";
+/// Response header counting redacted spans.
+pub const REDACTIONS_HEADER: &str = "x-gatehouse-policy-redactions";
+
+/// Policy headers from the decisions made before the headers are sent: all of them for
+/// a complete answer, the input's for a stream (its output decisions go to metrics and the
+/// audit log).
+fn policy_headers(g: &GuardContext, headers: &mut axum::http::HeaderMap) {
+    let (Some(policy), Some(version)) = (g.policy(), g.version()) else {
+        return;
+    };
+    let short = version.trim_start_matches("sha256:");
+    let value = format!("{}; version={}", policy.id, &short[..short.len().min(12)]);
+    if let Ok(v) = header::HeaderValue::from_str(&value) {
+        headers.insert(POLICY_HEADER, v);
+    }
+    let decisions = g.decisions();
+    let mut warnings: Vec<String> = decisions
+        .iter()
+        .filter(|d| d.action == Action::Warn)
+        .map(|d| format!("{}:{}:{}", d.rule, d.stage.as_str(), d.entity))
+        .collect();
+    warnings.dedup();
+    if !warnings.is_empty() {
+        if let Ok(v) = header::HeaderValue::from_str(&warnings.join(",")) {
+            headers.insert(WARNINGS_HEADER, v);
+        }
+    }
+    let redactions = decisions
+        .iter()
+        .filter(|d| d.action == Action::Redact)
+        .count();
+    if redactions > 0 {
+        headers.insert(REDACTIONS_HEADER, header::HeaderValue::from(redactions));
+    }
+}
+
+/// `GET /v1/policies` (admin): the version in force, its policies and rules, and the error
+/// of the last rejected reload.
+pub async fn list_policies(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    if let Some(token) = &state.config.server.admin_token {
+        let ok = bearer(&req).is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        if !ok {
+            return ApiError::AdminUnauthorized.into_response();
+        }
+    }
+    let Some(store) = &state.policies else {
+        return Json(json!({ "enabled": false, "policies": [] })).into_response();
+    };
+    let set = store.current();
+    let loaded_at = set
+        .loaded_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let policies: Vec<_> = set
+        .policies
+        .iter()
+        .map(|p| {
+            let rules: Vec<_> = p
+                .rules
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": &*r.id,
+                        "kind": r.kind,
+                        "stages": r.stages,
+                        "action": r.action,
+                        "severity": r.severity,
+                    })
+                })
+                .collect();
+            json!({
+                "id": &*p.id,
+                "file": p.file.file_name().map(|f| f.to_string_lossy().into_owned()),
+                "default": p.default,
+                "priority": p.priority,
+                "applies_to": p.applies_to,
+                "rules": rules,
+            })
+        })
+        .collect();
+    Json(json!({
+        "enabled": true,
+        "version": set.version,
+        "loaded_at": loaded_at,
+        "dir": set.dir.display().to_string(),
+        "policies": policies,
+        "last_reload_error": store.last_error(),
+    }))
+    .into_response()
+}
+
+/// Compares without an early exit, so timing does not reveal the matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `GET /v1/models`: OpenAI's list, with Gatehouse's backend and state per model.

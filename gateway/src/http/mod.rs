@@ -13,8 +13,15 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::router::Router as DomainRouter;
+use crate::layers::guard::{
+    InputGuard, InputGuardLayer, OutputGuard, OutputGuardLayer, PolicyResolve, PolicyResolveLayer,
+};
 use crate::metrics::Metrics;
 use crate::models::ModelRegistry;
+use crate::policy::PolicyStore;
+
+/// The domain stack (DESIGN.md, request flow) as built today.
+pub type Domain = PolicyResolve<InputGuard<OutputGuard<DomainRouter>>>;
 
 /// The request id header, set on every response.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -28,7 +35,9 @@ pub struct AppState {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The domain service.
-    pub domain: DomainRouter,
+    pub domain: Domain,
+    /// Guardrail policies; `None` when the config has no `policies:`.
+    pub policies: Option<Arc<PolicyStore>>,
     /// Set on shutdown: `/readyz` answers 503 and new chat requests are refused.
     pub draining: AtomicBool,
     /// Requests in flight, for the `max_in_flight` limit.
@@ -36,16 +45,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `config` with models not yet loaded.
-    pub fn new(config: Arc<Config>) -> Arc<Self> {
+    /// State for `config` with models not yet loaded, enforcing `policies`.
+    pub fn new(config: Arc<Config>, policies: Option<Arc<PolicyStore>>) -> Arc<Self> {
         let models = Arc::new(ModelRegistry::new(&config));
         let metrics = Arc::new(Metrics::new());
-        let domain = DomainRouter::new(models.clone(), metrics.clone());
+        if let Some(store) = &policies {
+            metrics.policy.set_version(&store.current().version);
+        }
+        let domain = ServiceBuilder::new()
+            .layer(PolicyResolveLayer::new(policies.clone()))
+            .layer(InputGuardLayer::new(metrics.clone()))
+            .layer(OutputGuardLayer::new(metrics.clone()))
+            .service(DomainRouter::new(models.clone(), metrics.clone()));
         Arc::new(Self {
             config,
             models,
             metrics,
             domain,
+            policies,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         })
@@ -58,6 +75,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/models", get(handlers::list_models))
+        .route("/v1/policies", get(handlers::list_policies))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))

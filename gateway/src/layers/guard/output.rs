@@ -1,0 +1,173 @@
+//! The output guard: wraps the answer stream in a [`StreamGuard`], so streamed and
+//! non-streamed answers are checked and redacted by the same code, chunk by chunk.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::{Stream, StreamExt};
+
+use crate::domain::{ChatEvent, ChatRequest, ChatStream, GuardContext};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::policy::stream::StreamGuard;
+use crate::policy::{Blocked, Stage};
+
+/// Layer of [`OutputGuard`].
+#[derive(Clone)]
+pub struct OutputGuardLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl OutputGuardLayer {
+    /// Counts decisions in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for OutputGuardLayer {
+    type Service = OutputGuard<S>;
+
+    fn layer(&self, inner: S) -> OutputGuard<S> {
+        OutputGuard {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct OutputGuard<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> tower::Service<ChatRequest> for OutputGuard<S>
+where
+    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
+    S::Future: Send + 'static,
+{
+    type Response = ChatStream;
+    type Error = ApiError;
+    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let guard = req.guard.clone();
+        let metrics = self.metrics.clone();
+        let fut = self.inner.call(req);
+        async move {
+            let stream = fut.await?;
+            let Some(policy) = guard.policy().cloned() else {
+                return Ok(stream);
+            };
+            let s = policy.stage(Stage::Output);
+            if s.scanning.is_empty() && s.schemas.is_empty() {
+                return Ok(stream);
+            }
+            let sg = StreamGuard::new(policy, Stage::Output, guard.redactor());
+            Ok(GuardedStream::new(stream, sg, guard, metrics).boxed())
+        }
+        .boxed()
+    }
+}
+
+/// An answer stream seen through a [`StreamGuard`]: deltas come out redacted and possibly
+/// regrouped; a block ends the stream with a `policy_violation` error and cancels
+/// generation.
+pub struct GuardedStream {
+    inner: Option<ChatStream>,
+    guard: StreamGuard,
+    ctx: GuardContext,
+    metrics: Arc<Metrics>,
+    pending: VecDeque<Result<ChatEvent, ApiError>>,
+}
+
+impl GuardedStream {
+    /// Guards `inner`, recording decisions in `ctx` and `metrics`.
+    pub fn new(
+        inner: ChatStream,
+        guard: StreamGuard,
+        ctx: GuardContext,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            inner: Some(inner),
+            guard,
+            ctx,
+            metrics,
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn flush_decisions(&mut self) {
+        let d = self.guard.take_decisions();
+        self.metrics.policy.record(&d);
+        self.ctx.record(d);
+    }
+
+    fn handle(&mut self, item: Option<Result<ChatEvent, ApiError>>) {
+        let released = match item {
+            Some(Ok(ChatEvent::Delta(t))) => self.guard.push(&t).map(|s| (s, None)),
+            Some(Ok(done @ ChatEvent::Done { .. })) => {
+                self.inner = None;
+                self.guard.finish().map(|s| (s, Some(done)))
+            }
+            Some(Err(e)) => {
+                // Held-back text was never checked in full: it is dropped with the stream.
+                self.inner = None;
+                self.pending.push_back(Err(e));
+                return;
+            }
+            None => {
+                self.inner = None;
+                return;
+            }
+        };
+        self.flush_decisions();
+        match released {
+            Ok((text, done)) => {
+                if !text.is_empty() {
+                    self.pending.push_back(Ok(ChatEvent::Delta(text)));
+                }
+                if let Some(done) = done {
+                    self.pending.push_back(Ok(done));
+                }
+            }
+            Err(b) => self.block(b),
+        }
+    }
+
+    fn block(&mut self, b: Box<Blocked>) {
+        // Dropping the inner stream cancels generation.
+        self.inner = None;
+        self.pending.push_back(Err(ApiError::PolicyViolation(b)));
+    }
+}
+
+impl Stream for GuardedStream {
+    type Item = Result<ChatEvent, ApiError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(ev) = this.pending.pop_front() {
+                return Poll::Ready(Some(ev));
+            }
+            let Some(inner) = this.inner.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(item) => this.handle(item),
+            }
+        }
+    }
+}

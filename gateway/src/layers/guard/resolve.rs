@@ -1,0 +1,65 @@
+//! Picks the request's policy from the version in force and pins it on the request.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::domain::ChatRequest;
+use crate::policy::{PolicyStore, Subject};
+
+/// Layer of [`PolicyResolve`]; `None` turns guardrails off.
+#[derive(Clone)]
+pub struct PolicyResolveLayer {
+    store: Option<Arc<PolicyStore>>,
+}
+
+impl PolicyResolveLayer {
+    /// Resolves from `store`.
+    pub fn new(store: Option<Arc<PolicyStore>>) -> Self {
+        Self { store }
+    }
+}
+
+impl<S> tower::Layer<S> for PolicyResolveLayer {
+    type Service = PolicyResolve<S>;
+
+    fn layer(&self, inner: S) -> PolicyResolve<S> {
+        PolicyResolve {
+            inner,
+            store: self.store.clone(),
+        }
+    }
+}
+
+/// Sets [`crate::domain::GuardContext::set_policy`]; the request keeps that version to its
+/// end, whatever reloads happen meanwhile.
+#[derive(Clone)]
+pub struct PolicyResolve<S> {
+    inner: S,
+    store: Option<Arc<PolicyStore>>,
+}
+
+impl<S: tower::Service<ChatRequest>> tower::Service<ChatRequest> for PolicyResolve<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: ChatRequest) -> S::Future {
+        if let Some(store) = &self.store {
+            let set = store.current();
+            let subject = Subject {
+                tenant: req.caller.tenant.as_deref(),
+                api_key: req.caller.api_key.as_deref(),
+                route: &req.caller.route,
+                model: &req.model,
+            };
+            if let Some(p) = set.select(&subject) {
+                req.guard.set_policy(p, set.version.clone());
+            }
+        }
+        self.inner.call(req)
+    }
+}

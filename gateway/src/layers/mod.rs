@@ -1,0 +1,4 @@
+//! Domain tower layers around the router (DESIGN.md, request flow). Each reads its settings
+//! from the request's resolved policy and passes through when it has nothing to do.
+
+pub mod guard;

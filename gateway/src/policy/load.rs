@@ -1,0 +1,678 @@
+//! Reads policy files: YAML syntax, then the JSON Schema, then compilation (regexes, entity
+//! names, schema files). Every error names the file, line, column and key.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use super::cases::{Case, CaseFile};
+use super::detect::injection::InjectionDetector;
+use super::detect::keywords::KeywordMatcher;
+use super::detect::pii::{PiiDetector, PiiEntity};
+use super::detect::secrets::{EntropyConfig, SecretEntity, SecretsDetector};
+use super::raw::{RawCaseFile, RawEntities, RawPattern, RawPolicy, RawRule};
+use super::rules::{Detector, Limits, Policy, Rule, RuleKind, StageRules};
+use super::set::{AppliesTo, PolicySet};
+use super::{Action, Severity, Stage};
+use crate::config::locate::{self, Segment};
+
+/// A policy error; `Display` gives `file:line:column: key: message`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    /// A file or directory could not be read.
+    #[error("{file}: cannot read: {message}")]
+    Read {
+        /// The path.
+        file: String,
+        /// The I/O error.
+        message: String,
+    },
+    /// Something in a file is wrong.
+    #[error("{file}:{line}:{column}: {key}{}{message}", if key.is_empty() { "" } else { ": " })]
+    Invalid {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Key path such as `rules[2].patterns[0]`; empty for the whole document.
+        key: String,
+        /// What is wrong, and what was expected.
+        message: String,
+    },
+}
+
+/// The policy files of `dir`: `*.yaml` and `*.yml`, sorted.
+pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    yaml_files(dir)
+}
+
+/// The test-case files of `dir`: `tests/*.yaml`, sorted; none when there is no `tests/`.
+pub fn case_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    let t = dir.join("tests");
+    if t.is_dir() {
+        yaml_files(&t)
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| read_error(dir, e))?;
+    let mut files = Vec::new();
+    for entry in rd {
+        let path = entry.map_err(|e| read_error(dir, e))?.path();
+        let yaml = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        );
+        if yaml && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn read_error(path: &Path, e: std::io::Error) -> PolicyError {
+    PolicyError::Read {
+        file: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// `sha256:<hex>` over every file under `dir` (relative path and content), so that any
+/// edit, including of test cases and schema files, makes a new version.
+pub fn fingerprint(dir: &Path) -> Result<String, PolicyError> {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // Editors' swap and backup files are not policy content.
+            if name.starts_with('.') || name.ends_with('~') {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, base, out)?;
+            } else {
+                let rel = path.strip_prefix(base).unwrap_or(&path);
+                out.push((rel.to_string_lossy().into_owned(), path.clone()));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files).map_err(|e| read_error(dir, e))?;
+    files.sort();
+    let mut h = Sha256::new();
+    for (rel, path) in files {
+        let bytes = std::fs::read(&path).map_err(|e| read_error(&path, e))?;
+        h.update((rel.len() as u64).to_le_bytes());
+        h.update(rel.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// Loads every policy of `dir` into one version; all errors of all files, or the set.
+pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<PolicyError>> {
+    let version = fingerprint(dir).map_err(|e| vec![e])?;
+    let files = policy_files(dir).map_err(|e| vec![e])?;
+    let mut policies: Vec<Arc<Policy>> = Vec::new();
+    let mut errors = Vec::new();
+    for file in &files {
+        match load_file(file) {
+            Ok(p) => policies.push(Arc::new(p)),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    errors.extend(check_set(&policies));
+    for file in case_files(dir).map_err(|e| vec![e])? {
+        if let Err(mut e) = load_case_file(&file, &policies) {
+            errors.append(&mut e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(PolicySet {
+        policies,
+        version,
+        dir: dir.to_path_buf(),
+        loaded_at: SystemTime::now(),
+    })
+}
+
+/// Ids unique across files; at most one default.
+pub fn check_set(policies: &[Arc<Policy>]) -> Vec<PolicyError> {
+    let mut errors = Vec::new();
+    let mut seen: Vec<&Policy> = Vec::new();
+    let mut default: Option<&Policy> = None;
+    for p in policies {
+        let at = |key: &str, message: String| {
+            let src = std::fs::read_to_string(&p.file).unwrap_or_default();
+            invalid(&p.file, &src, &[Segment::Key(key.into())], message)
+        };
+        if let Some(other) = seen.iter().find(|o| o.id == p.id) {
+            errors.push(at(
+                "id",
+                format!(
+                    "policy id `{}` is already used by {}",
+                    p.id,
+                    other.file.display()
+                ),
+            ));
+        }
+        if p.default {
+            if let Some(d) = default {
+                errors.push(at(
+                    "default",
+                    format!(
+                        "only one policy may be the default; {} (`{}`) is too",
+                        d.file.display(),
+                        d.id
+                    ),
+                ));
+            } else {
+                default = Some(p);
+            }
+        }
+        seen.push(p);
+    }
+    errors
+}
+
+/// Reads, validates and compiles one policy file.
+pub fn load_file(path: &Path) -> Result<Policy, Vec<PolicyError>> {
+    let src = std::fs::read_to_string(path).map_err(|e| vec![read_error(path, e)])?;
+    parse(path, &src)
+}
+
+/// Validates and compiles `src` as if read from `path`.
+pub fn parse(path: &Path, src: &str) -> Result<Policy, Vec<PolicyError>> {
+    let doc = document(path, src).map_err(|e| vec![e])?;
+    let violations = super::schema::violations(&doc);
+    if !violations.is_empty() {
+        return Err(violations
+            .into_iter()
+            .map(|(p, m)| invalid(path, src, &p, m))
+            .collect());
+    }
+    let raw: RawPolicy = serde_path_to_error::deserialize(doc).map_err(|e| {
+        let p = json_path(&e.path().to_string());
+        vec![invalid(path, src, &p, e.into_inner().to_string())]
+    })?;
+    compile(path, raw).map_err(|errs| {
+        errs.into_iter()
+            .map(|(p, m)| invalid(path, src, &p, m))
+            .collect()
+    })
+}
+
+/// YAML syntax, into JSON for the schema.
+fn document(path: &Path, src: &str) -> Result<serde_json::Value, PolicyError> {
+    let yaml: serde_yaml::Value = serde_yaml::from_str(src).map_err(|e| {
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        let mut message = e.to_string();
+        if let Some(i) = message.find(" at line ") {
+            message.truncate(i);
+        }
+        PolicyError::Invalid {
+            file: path.display().to_string(),
+            line,
+            column,
+            key: String::new(),
+            message: format!("invalid YAML: {message}"),
+        }
+    })?;
+    serde_json::to_value(&yaml).map_err(|e| PolicyError::Invalid {
+        file: path.display().to_string(),
+        line: 1,
+        column: 1,
+        key: String::new(),
+        message: format!("not representable as JSON (keys must be strings): {e}"),
+    })
+}
+
+/// `rules[0].kind` (serde_path_to_error's form) into segments.
+fn json_path(s: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    for part in s.split('.') {
+        let (name, rest) = part.split_once('[').unwrap_or((part, ""));
+        if !name.is_empty() && name != "?" {
+            out.push(Segment::Key(name.to_string()));
+        }
+        for idx in rest.split('[') {
+            if let Ok(i) = idx.trim_end_matches(']').parse() {
+                out.push(Segment::Index(i));
+            }
+        }
+    }
+    out
+}
+
+/// An error at `key` of `src`, with its line and column.
+pub fn invalid(path: &Path, src: &str, key: &[Segment], message: String) -> PolicyError {
+    let (line, column) = position(src, key);
+    PolicyError::Invalid {
+        file: path.display().to_string(),
+        line,
+        column,
+        key: locate::render(key),
+        message,
+    }
+}
+
+/// Line and column of `key` in block-style YAML; its nearest found parent otherwise.
+pub fn position(src: &str, key: &[Segment]) -> (usize, usize) {
+    let Some(line) = locate::line_of(src, key) else {
+        return (1, 1);
+    };
+    let text = src.lines().nth(line - 1).unwrap_or("");
+    let last_key = key.iter().rev().find_map(|s| match s {
+        Segment::Key(k) => Some(k.as_str()),
+        Segment::Index(_) => None,
+    });
+    let column = match (key.last(), last_key) {
+        (Some(Segment::Key(_)), Some(k)) => text.find(&format!("{k}:")).or_else(|| text.find(k)),
+        _ => None,
+    }
+    .or_else(|| {
+        // An item: its content after the dash.
+        let t = text.trim_start();
+        let dash = text.len() - t.len();
+        t.strip_prefix('-')
+            .map(|r| dash + 1 + (r.len() - r.trim_start().len()))
+            .or(Some(dash))
+    })
+    .unwrap_or(0);
+    (line, text[..column.min(text.len())].chars().count() + 1)
+}
+
+type Invalid = (Vec<Segment>, String);
+
+/// Compiled once per process: every policy's injection rules share it.
+static INJECTION: std::sync::LazyLock<InjectionDetector> =
+    std::sync::LazyLock::new(InjectionDetector::new);
+
+fn seg_key(at: &[Segment], k: &str) -> Vec<Segment> {
+    let mut p = at.to_vec();
+    p.push(Segment::Key(k.into()));
+    p
+}
+
+/// Builds the runtime policy; the schema has already checked shapes, so these errors are
+/// about meaning: bad regexes, unknown entities, duplicate ids, unreadable schema files.
+fn compile(path: &Path, raw: RawPolicy) -> Result<Policy, Vec<Invalid>> {
+    let mut errors = Vec::new();
+    let mut rules = Vec::new();
+    let mut ids = HashSet::new();
+    let base = path.parent().unwrap_or(Path::new("."));
+    for (i, r) in raw.rules.into_iter().enumerate() {
+        let at = vec![Segment::Key("rules".into()), Segment::Index(i)];
+        if !ids.insert(r.id.clone()) {
+            errors.push((
+                seg_key(&at, "id"),
+                format!("rule id `{}` is used twice", r.id),
+            ));
+            continue;
+        }
+        match compile_rule(r, &at, base) {
+            Ok(rule) => rules.push(rule),
+            Err(e) => errors.push(e),
+        }
+    }
+    let tests = raw
+        .tests
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| Case::from_raw(c, vec![Segment::Key("tests".into()), Segment::Index(i)]))
+        .collect::<Result<Vec<_>, _>>();
+    let tests = match tests {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(e);
+            Vec::new()
+        }
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut policy = Policy {
+        id: raw.id.into(),
+        description: raw.description,
+        file: path.to_path_buf(),
+        default: raw.default,
+        priority: raw.priority,
+        applies_to: AppliesTo {
+            tenants: raw.applies_to.tenants,
+            api_keys: raw.applies_to.api_keys,
+            routes: raw.applies_to.routes,
+            models: raw.applies_to.models,
+        },
+        rules,
+        tests,
+        stages: [
+            StageRules::default(),
+            StageRules::default(),
+            StageRules::default(),
+        ],
+    };
+    policy
+        .index(raw.stream.holdback_chars)
+        .map_err(|e| vec![(vec![Segment::Key("rules".into())], e)])?;
+    Ok(policy)
+}
+
+fn compile_rule(r: RawRule, at: &[Segment], base: &Path) -> Result<Rule, Invalid> {
+    let kind = match r.kind.as_str() {
+        "regex" => RuleKind::Regex,
+        "pii" => RuleKind::Pii,
+        "secrets" => RuleKind::Secrets,
+        "prompt_injection" => RuleKind::PromptInjection,
+        "deny_topics" => RuleKind::DenyTopics,
+        "limits" => RuleKind::Limits,
+        "json_schema" => RuleKind::JsonSchema,
+        other => return Err((seg_key(at, "kind"), format!("unknown kind `{other}`"))),
+    };
+    let stages: BTreeSet<Stage> = match &r.stages {
+        Some(list) => list
+            .iter()
+            .map(|s| {
+                Stage::parse(s)
+                    .ok_or_else(|| (seg_key(at, "stages"), format!("unknown stage `{s}`")))
+            })
+            .collect::<Result<_, _>>()?,
+        None => match kind {
+            RuleKind::PromptInjection => [Stage::Input].into(),
+            RuleKind::JsonSchema => [Stage::Output].into(),
+            _ => [Stage::Input, Stage::Output].into(),
+        },
+    };
+    let action = match &r.action {
+        Some(a) => Action::parse(a)
+            .ok_or_else(|| (seg_key(at, "action"), format!("unknown action `{a}`")))?,
+        None => Action::Block,
+    };
+    let severity = match r.severity.as_deref() {
+        None | Some("medium") => Severity::Medium,
+        Some("low") => Severity::Low,
+        Some("high") => Severity::High,
+        Some("critical") => Severity::Critical,
+        Some(other) => {
+            return Err((
+                seg_key(at, "severity"),
+                format!("unknown severity `{other}`"),
+            ))
+        }
+    };
+    let entity = r.entity.clone().unwrap_or_else(|| r.id.clone());
+    let detector = match kind {
+        RuleKind::Regex => {
+            let mut patterns = Vec::new();
+            for (j, p) in r.patterns.unwrap_or_default().into_iter().enumerate() {
+                let (pattern, flags) = match p {
+                    RawPattern::Bare(s) => (s, r.flags.clone()),
+                    RawPattern::WithFlags { pattern, flags } => {
+                        (pattern, flags.or_else(|| r.flags.clone()))
+                    }
+                };
+                let flags = flags.unwrap_or_default();
+                if let Some(bad) = flags.chars().find(|c| !"imsxU".contains(*c)) {
+                    return Err((
+                        seg_key(at, "flags"),
+                        format!("unknown flag `{bad}`; expected some of i, m, s, x, U"),
+                    ));
+                }
+                // Inline flags, so that the stage's RegexSet (built from `as_str`) has them.
+                let source = if flags.is_empty() {
+                    pattern
+                } else {
+                    format!("(?{flags}){pattern}")
+                };
+                let re = regex::Regex::new(&source).map_err(|e| {
+                    let mut p = seg_key(at, "patterns");
+                    p.push(Segment::Index(j));
+                    (p, format!("invalid regex: {e}"))
+                })?;
+                patterns.push(re);
+            }
+            Detector::Regex {
+                patterns,
+                entity,
+                max_match_chars: r.max_match_chars.unwrap_or(64),
+            }
+        }
+        RuleKind::Pii => {
+            let enabled = entities(
+                r.entities.as_ref(),
+                &PiiEntity::ALL,
+                PiiEntity::name,
+                PiiEntity::from_name,
+            )
+            .map_err(|m| (seg_key(at, "entities"), m))?;
+            Detector::Pii(PiiDetector::new(&enabled))
+        }
+        RuleKind::Secrets => {
+            let enabled = entities(
+                r.entities.as_ref(),
+                &SecretEntity::ALL,
+                SecretEntity::name,
+                SecretEntity::from_name,
+            )
+            .map_err(|m| (seg_key(at, "entities"), m))?;
+            let mut entropy = EntropyConfig::default();
+            if let Some(e) = &r.entropy {
+                if let Some(t) = e.threshold {
+                    entropy.threshold = t;
+                }
+                if let Some(m) = e.min_length {
+                    entropy.min_length = m;
+                }
+            }
+            Detector::Secrets(SecretsDetector::new(&enabled, entropy))
+        }
+        RuleKind::PromptInjection => Detector::Injection {
+            detector: &INJECTION,
+            threshold: r.threshold.unwrap_or(0.5) as f32,
+        },
+        RuleKind::DenyTopics => {
+            let keywords = r.keywords.unwrap_or_default();
+            let matcher =
+                KeywordMatcher::new(&keywords).map_err(|m| (seg_key(at, "keywords"), m))?;
+            Detector::Keywords {
+                matcher,
+                entity,
+                longest: keywords
+                    .iter()
+                    .map(|k| k.chars().count())
+                    .max()
+                    .unwrap_or(0),
+            }
+        }
+        RuleKind::Limits => Detector::Limits(Limits {
+            max_input_chars: r.max_input_chars,
+            max_input_tokens: r.max_input_tokens,
+            max_messages: r.max_messages,
+            max_output_tokens: r.max_output_tokens,
+        }),
+        RuleKind::JsonSchema => {
+            let schema = match (r.schema, &r.schema_file) {
+                (Some(s), _) => s,
+                (None, Some(file)) => {
+                    let p = base.join(file);
+                    let text = std::fs::read_to_string(&p).map_err(|e| {
+                        (
+                            seg_key(at, "schema_file"),
+                            format!("cannot read {}: {e}", p.display()),
+                        )
+                    })?;
+                    serde_json::from_str(&text).map_err(|e| {
+                        (
+                            seg_key(at, "schema_file"),
+                            format!("{} is not JSON: {e}", p.display()),
+                        )
+                    })?
+                }
+                (None, None) => {
+                    return Err((
+                        at.to_vec(),
+                        "json_schema needs `schema` or `schema_file`".into(),
+                    ))
+                }
+            };
+            let key = if r.schema_file.is_some() {
+                "schema_file"
+            } else {
+                "schema"
+            };
+            let v = jsonschema::validator_for(&schema)
+                .map_err(|e| (seg_key(at, key), format!("not a valid JSON Schema: {e}")))?;
+            Detector::JsonSchema(Box::new(v))
+        }
+    };
+    if kind == RuleKind::Limits {
+        // Limits are checked on the request (input) and on max_tokens (output).
+        return Ok(Rule {
+            id: r.id.into(),
+            kind,
+            stages: [Stage::Input].into(),
+            action,
+            severity,
+            description: r.description,
+            detector,
+        });
+    }
+    Ok(Rule {
+        id: r.id.into(),
+        kind,
+        stages,
+        action,
+        severity,
+        description: r.description,
+        detector,
+    })
+}
+
+/// The enabled entities of a `pii` or `secrets` rule; all when not given.
+fn entities<E: Copy>(
+    raw: Option<&RawEntities>,
+    all: &[E],
+    name: fn(E) -> &'static str,
+    from_name: fn(&str) -> Option<E>,
+) -> Result<Vec<E>, String> {
+    let known = || all.iter().map(|e| name(*e)).collect::<Vec<_>>().join(", ");
+    let parse = |n: &str| {
+        from_name(n).ok_or_else(|| format!("unknown entity `{n}`; expected one of {}", known()))
+    };
+    match raw {
+        None => Ok(all.to_vec()),
+        Some(RawEntities::List(names)) => names.iter().map(|n| parse(n)).collect(),
+        Some(RawEntities::Map(map)) => {
+            for n in map.keys() {
+                parse(n)?;
+            }
+            Ok(all
+                .iter()
+                .copied()
+                .filter(|e| map.get(name(*e)).copied().unwrap_or(true))
+                .collect())
+        }
+    }
+}
+
+/// Reads a `policies/tests/*.yaml` file against the loaded policies.
+pub fn load_case_file(path: &Path, policies: &[Arc<Policy>]) -> Result<CaseFile, Vec<PolicyError>> {
+    let src = std::fs::read_to_string(path).map_err(|e| vec![read_error(path, e)])?;
+    let yaml: serde_yaml::Value = serde_yaml::from_str(&src).map_err(|e| {
+        vec![PolicyError::Invalid {
+            file: path.display().to_string(),
+            line: e.location().map(|l| l.line()).unwrap_or(1),
+            column: e.location().map(|l| l.column()).unwrap_or(1),
+            key: String::new(),
+            message: format!("invalid YAML: {e}"),
+        }]
+    })?;
+    let raw: RawCaseFile = serde_path_to_error::deserialize(yaml).map_err(|e| {
+        let p = json_path(&e.path().to_string());
+        vec![invalid(path, &src, &p, e.into_inner().to_string())]
+    })?;
+    if !policies.iter().any(|p| *p.id == *raw.policy) {
+        return Err(vec![invalid(
+            path,
+            &src,
+            &[Segment::Key("policy".into())],
+            format!(
+                "no policy with id `{}`; loaded: {}",
+                raw.policy,
+                policies
+                    .iter()
+                    .map(|p| p.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )]);
+    }
+    let mut cases = Vec::new();
+    let mut errors = Vec::new();
+    for (i, c) in raw.cases.into_iter().enumerate() {
+        match Case::from_raw(c, vec![Segment::Key("cases".into()), Segment::Index(i)]) {
+            Ok(c) => cases.push(c),
+            Err((p, m)) => errors.push(invalid(path, &src, &p, m)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(CaseFile {
+        file: path.to_path_buf(),
+        policy: raw.policy,
+        cases,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_point_at_keys_and_items() {
+        let src = "id: p\nrules:\n  - id: r\n    kind: regex\n    patterns:\n      - \"(\"\n";
+        let k = |s: &str| Segment::Key(s.into());
+        assert_eq!(
+            position(src, &[k("rules"), Segment::Index(0), k("kind")]),
+            (4, 5)
+        );
+        assert_eq!(
+            position(
+                src,
+                &[
+                    k("rules"),
+                    Segment::Index(0),
+                    k("patterns"),
+                    Segment::Index(0)
+                ]
+            ),
+            (6, 9)
+        );
+        assert_eq!(position(src, &[k("rules"), Segment::Index(0)]), (3, 5));
+        assert_eq!(position(src, &[k("nope")]), (1, 1));
+    }
+
+    #[test]
+    fn json_paths_parse() {
+        let k = |s: &str| Segment::Key(s.into());
+        assert_eq!(
+            json_path("rules[2].entities"),
+            vec![k("rules"), Segment::Index(2), k("entities")]
+        );
+    }
+}
