@@ -10,6 +10,7 @@
 //! - [`cases`] runs the test cases written next to the policies.
 
 pub mod cases;
+mod compile;
 pub mod detect;
 pub mod evaluate;
 pub mod load;

@@ -168,3 +168,116 @@ fn check_limits(
     }
     blocked
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::domain::{ChatMessage, Role, Sampling};
+
+    fn request(messages: &[&str], max_tokens: Option<usize>) -> ChatRequest {
+        ChatRequest {
+            request_id: "t".into(),
+            model: "m".into(),
+            messages: messages
+                .iter()
+                .map(|m| ChatMessage {
+                    role: Role::User,
+                    content: m.to_string(),
+                })
+                .collect(),
+            sampling: Sampling {
+                max_tokens,
+                ..Default::default()
+            },
+            stream: false,
+            include_usage: false,
+            caller: Default::default(),
+            guard: Default::default(),
+        }
+    }
+
+    fn policy(rules: &str) -> Policy {
+        crate::policy::load::parse(Path::new("t.yaml"), &format!("id: t\nrules:\n{rules}"))
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    fn limits(action: &str) -> Policy {
+        policy(&format!(
+            "  - id: lim\n    kind: limits\n    action: {action}\n    max_messages: 2\n    max_input_chars: 20\n    max_input_tokens: 6\n    max_output_tokens: 50\n"
+        ))
+    }
+
+    #[test]
+    fn within_limits_passes_and_caps_unset_max_tokens() {
+        let p = limits("block");
+        let mut r = request(&["hello there"], None);
+        let (d, b) = guard_input(&p, &mut r);
+        assert!(d.is_empty() && b.is_none());
+        assert_eq!(r.sampling.max_tokens, Some(50));
+        let mut r = request(&["hi"], Some(10));
+        guard_input(&p, &mut r);
+        assert_eq!(r.sampling.max_tokens, Some(10), "a smaller request stays");
+    }
+
+    #[test]
+    fn each_limit_blocks_with_a_detail() {
+        let p = limits("block");
+        for (msgs, max_tokens, entity, detail) in [
+            (vec!["a", "b", "c"], None, "max_messages", "3 > 2"),
+            (
+                vec!["this message is too long"],
+                None,
+                "max_input_chars",
+                "24 > 20",
+            ),
+            (vec!["1,2,3,4,5,6,7"], None, "max_input_tokens", "13 > 6"),
+            (vec!["hi"], Some(51), "max_output_tokens", "51 > 50"),
+        ] {
+            let mut r = request(&msgs, max_tokens);
+            let (_, b) = guard_input(&p, &mut r);
+            let b = b.unwrap_or_else(|| panic!("{entity} should block"));
+            assert!(b.is_limit);
+            assert_eq!(b.decision.entity, entity);
+            assert_eq!(b.decision.detail.as_deref(), Some(detail));
+        }
+    }
+
+    #[test]
+    fn warn_caps_max_tokens_instead_of_refusing() {
+        let p = limits("warn");
+        let mut r = request(&["hi"], Some(500));
+        let (d, b) = guard_input(&p, &mut r);
+        assert!(b.is_none());
+        assert_eq!(r.sampling.max_tokens, Some(50));
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].action, Action::Warn);
+    }
+
+    #[test]
+    fn every_message_is_checked_and_redacted_with_shared_placeholders() {
+        let p = policy("  - id: pii\n    kind: pii\n    entities: [email]\n    action: redact\n");
+        let mut r = request(&["from a@b.co", "reply to a@b.co or c@d.co"], None);
+        r.messages[0].role = Role::System;
+        let (d, b) = guard_input(&p, &mut r);
+        assert!(b.is_none());
+        assert_eq!(r.messages[0].content, "from [EMAIL_1]");
+        assert_eq!(r.messages[1].content, "reply to [EMAIL_1] or [EMAIL_2]");
+        assert_eq!(
+            d.iter().map(|d| d.message).collect::<Vec<_>>(),
+            vec![Some(0), Some(1), Some(1)]
+        );
+    }
+
+    #[test]
+    fn a_block_stops_before_the_model_and_keeps_the_decisions() {
+        let p = policy("  - id: s\n    kind: secrets\n    action: block\n");
+        let mut r = request(&["fine", "key AKIAIOSFODNN7EXAMPLE"], None);
+        let (d, b) = guard_input(&p, &mut r);
+        let b = b.expect("blocked");
+        assert!(!b.is_limit);
+        assert_eq!(b.decision.message, Some(1));
+        assert_eq!(d.len(), 1);
+    }
+}

@@ -52,6 +52,28 @@ struct Segment {
 impl Folded {
     /// Folds `original` (see the type docs).
     pub fn new(original: &str) -> Self {
+        if original.is_ascii() {
+            // The common case, and what the loop below produces for it: one linear segment.
+            let segments = if original.is_empty() {
+                Vec::new()
+            } else {
+                vec![Segment {
+                    f_start: 0,
+                    o_start: 0,
+                    o_len: original.len(),
+                    linear: true,
+                }]
+            };
+            return Folded {
+                text: original.to_ascii_lowercase(),
+                segments,
+            };
+        }
+        Self::fold_each(original)
+    }
+
+    /// The general case, one character at a time.
+    fn fold_each(original: &str) -> Self {
         let mut text = String::with_capacity(original.len());
         let mut segments: Vec<Segment> = Vec::new();
         for (i, c) in original.char_indices() {
@@ -306,6 +328,13 @@ fn push_lower(l: char, out: &mut String) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn ascii_fast_path_equals_the_general_fold(s in "[ -~\t\n]{0,64}") {
+            prop_assert_eq!(Folded::new(&s), Folded::fold_each(&s));
+        }
+    }
 
     fn fold(s: &str) -> String {
         Folded::new(s).text
