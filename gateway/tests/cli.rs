@@ -178,3 +178,84 @@ fn every_subcommand_has_help() {
         );
     }
 }
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("gatehouse-{name}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(d.join("tests")).unwrap();
+    d
+}
+
+#[test]
+fn policy_test_reports_failures_and_exits_non_zero() {
+    let dir = temp_dir("policy-test");
+    std::fs::write(
+        dir.join("p.yaml"),
+        "id: p\ndefault: true\nrules:\n  - id: mail\n    kind: pii\n    entities: [email]\n    action: redact\ntests:\n  - name: right\n    text: a@b.co\n    expect: {action: redact, redacted: \"[EMAIL_1]\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("tests/p.yaml"),
+        "policy: p\ncases:\n  - name: wrong on purpose\n    text: a@b.co\n    expect: {action: allow}\n",
+    )
+    .unwrap();
+    let out = gatehouse()
+        .args(["policy", "test"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("pass   p"), "{stdout}");
+    assert!(stdout.contains("FAIL   p"), "{stdout}");
+    assert!(
+        stdout.contains("action: expected allow, got redact"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 passed, 1 failed"), "{stdout}");
+
+    std::fs::write(dir.join("tests/p.yaml"), "policy: nope\ncases: []\n").unwrap();
+    let out = gatehouse()
+        .args(["policy", "check"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("tests/p.yaml:1:1: policy: no policy with id `nope`"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn serve_refuses_invalid_policies_before_listening() {
+    let dir = temp_dir("policy-serve");
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "id: bad\nrules:\n  - id: r\n    kind: regex\n    patterns: [\"(\"]\n",
+    )
+    .unwrap();
+    let cfg = dir.join("gatehouse.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "models:\n  - id: m\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\npolicies:\n  dir: {}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = gatehouse()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing listens");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:5:5: rules[0].patterns[0]: invalid regex"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
