@@ -204,3 +204,31 @@ fn draft_settings_are_checked_and_located() {
         assert!(err.contains(want), "want {want:?}, got {err}");
     }
 }
+
+#[test]
+fn policies_and_admin_token_are_checked() {
+    let src = format!("{REMOTE}policies:\n  dir: /nonexistent/policies\n");
+    let err = parse(&src, &[]).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "/nonexistent/cfg.yaml:8: policies.dir: /nonexistent/policies is not a directory"
+    );
+    let dir = crate_dir().join("../policies");
+    let src = format!(
+        "{REMOTE}policies:\n  dir: {}\n  poll_interval_ms: 250\n",
+        dir.display()
+    );
+    let c = parse(&src, &[]).unwrap();
+    let p = c.policies.expect("policies on");
+    assert!(p.watch);
+    assert_eq!(p.poll_interval, Duration::from_millis(250));
+
+    let src = REMOTE.replace("server:\n", "server:\n  admin_token_env: GH_ADMIN\n");
+    let err = parse(&src, &[]).unwrap_err().to_string();
+    assert!(
+        err.ends_with("server.admin_token_env: environment variable GH_ADMIN is not set"),
+        "{err}"
+    );
+    let c = parse(&src, &[("GH_ADMIN", "t0ken")]).unwrap();
+    assert_eq!(c.server.admin_token.as_deref(), Some("t0ken"));
+}

@@ -102,7 +102,7 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
 }
 
 /// The bearer token of `Authorization`, if any.
-fn bearer(req: &Request) -> Option<&str> {
+pub(super) fn bearer(req: &Request) -> Option<&str> {
     req.headers()
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -132,12 +132,13 @@ fn policy_headers(g: &GuardContext, headers: &mut axum::http::HeaderMap) {
         headers.insert(POLICY_HEADER, v);
     }
     let decisions = g.decisions();
-    let mut warnings: Vec<String> = decisions
+    let mut seen = std::collections::HashSet::new();
+    let warnings: Vec<String> = decisions
         .iter()
         .filter(|d| d.action == Action::Warn)
         .map(|d| format!("{}:{}:{}", d.rule, d.stage.as_str(), d.entity))
+        .filter(|w| seen.insert(w.clone()))
         .collect();
-    warnings.dedup();
     if !warnings.is_empty() {
         if let Ok(v) = header::HeaderValue::from_str(&warnings.join(",")) {
             headers.insert(WARNINGS_HEADER, v);
@@ -150,67 +151,6 @@ fn policy_headers(g: &GuardContext, headers: &mut axum::http::HeaderMap) {
     if redactions > 0 {
         headers.insert(REDACTIONS_HEADER, header::HeaderValue::from(redactions));
     }
-}
-
-/// `GET /v1/policies` (admin): the version in force, its policies and rules, and the error
-/// of the last rejected reload.
-pub async fn list_policies(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    if let Some(token) = &state.config.server.admin_token {
-        let ok = bearer(&req).is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        if !ok {
-            return ApiError::AdminUnauthorized.into_response();
-        }
-    }
-    let Some(store) = &state.policies else {
-        return Json(json!({ "enabled": false, "policies": [] })).into_response();
-    };
-    let set = store.current();
-    let loaded_at = set
-        .loaded_at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let policies: Vec<_> = set
-        .policies
-        .iter()
-        .map(|p| {
-            let rules: Vec<_> = p
-                .rules
-                .iter()
-                .map(|r| {
-                    json!({
-                        "id": &*r.id,
-                        "kind": r.kind,
-                        "stages": r.stages,
-                        "action": r.action,
-                        "severity": r.severity,
-                    })
-                })
-                .collect();
-            json!({
-                "id": &*p.id,
-                "file": p.file.file_name().map(|f| f.to_string_lossy().into_owned()),
-                "default": p.default,
-                "priority": p.priority,
-                "applies_to": p.applies_to,
-                "rules": rules,
-            })
-        })
-        .collect();
-    Json(json!({
-        "enabled": true,
-        "version": set.version,
-        "loaded_at": loaded_at,
-        "dir": set.dir.display().to_string(),
-        "policies": policies,
-        "last_reload_error": store.last_error(),
-    }))
-    .into_response()
-}
-
-/// Compares without an early exit, so timing does not reveal the matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `GET /v1/models`: OpenAI's list, with Gatehouse's backend and state per model.

@@ -1,5 +1,6 @@
 //! The HTTP stack: transport concerns around the domain service (DESIGN.md, request flow).
 
+mod admin;
 mod handlers;
 mod middleware;
 
@@ -75,7 +76,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/models", get(handlers::list_models))
-        .route("/v1/policies", get(handlers::list_policies))
+        .route("/v1/policies", get(admin::list_policies))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
