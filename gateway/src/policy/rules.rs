@@ -291,24 +291,16 @@ impl Policy {
         }
         for &ri in &s.scanning {
             match &self.rules[ri].detector {
-                Detector::Pii(d) => hits.extend(d.find(text).into_iter().map(|m| Hit {
-                    rule: ri,
-                    start: m.start,
-                    end: m.end,
-                    entity: m.entity.name().into(),
-                    label: m.entity.label().into(),
-                    score: None,
-                    detail: None,
-                })),
-                Detector::Secrets(d) => hits.extend(d.find(text).into_iter().map(|m| Hit {
-                    rule: ri,
-                    start: m.start,
-                    end: m.end,
-                    entity: m.entity.name().into(),
-                    label: m.entity.label().into(),
-                    score: None,
-                    detail: None,
-                })),
+                Detector::Pii(d) => hits.extend(
+                    d.find(text)
+                        .into_iter()
+                        .map(|m| typed_hit(ri, m.start, m.end, m.entity.name(), m.entity.label())),
+                ),
+                Detector::Secrets(d) => hits.extend(
+                    d.find(text)
+                        .into_iter()
+                        .map(|m| typed_hit(ri, m.start, m.end, m.entity.name(), m.entity.label())),
+                ),
                 Detector::Injection {
                     detector,
                     threshold,
@@ -399,6 +391,19 @@ pub fn parse_structured(text: &str) -> Result<serde_json::Value, String> {
         // serde_json's messages name the position, not the content.
         e.to_string()
     })
+}
+
+/// A hit of a detector whose entities carry their own placeholder label.
+fn typed_hit(rule: usize, start: usize, end: usize, entity: &str, label: &str) -> Hit {
+    Hit {
+        rule,
+        start,
+        end,
+        entity: entity.to_string(),
+        label: label.to_string(),
+        score: None,
+        detail: None,
+    }
 }
 
 fn hit(rule: usize, start: usize, end: usize, entity: &str, score: Option<f32>) -> Hit {

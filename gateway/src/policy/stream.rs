@@ -19,6 +19,11 @@ use super::evaluate::{Applier, Redactor};
 use super::rules::Policy;
 use super::{Blocked, Decision, Stage};
 
+/// Bytes that must be releasable before a chunk triggers a scan: each scan reads the whole
+/// answer so far, so scanning for every token-sized chunk would cost four times as much for
+/// about four tokens less delay. Where the scans happen does not change what is released.
+const RELEASE_BATCH: usize = 16;
+
 /// Guards one streamed answer.
 pub struct StreamGuard {
     policy: Arc<Policy>,
@@ -62,8 +67,8 @@ impl StreamGuard {
         }
         let released = self.applier.written();
         let window_start = back_chars(&self.text, self.holdback);
-        if window_start <= released {
-            // Nothing could be released: skip the scan.
+        if window_start < released + RELEASE_BATCH {
+            // Too little could be released to pay for a scan of the whole text.
             return Ok(String::new());
         }
         let hits = self.policy.scan(self.stage, &self.text);
