@@ -191,6 +191,9 @@ pub struct StageRules {
     pub regex_owner: Vec<(usize, usize)>,
     /// Characters a stream holds back (output stage).
     pub holdback_chars: usize,
+    /// With several `pii` rules, one detector for all their entities: each text is scanned
+    /// once and the matches are shared out.
+    pub pii_union: Option<PiiDetector>,
     /// A `json_schema` rule that blocks: the output is held until it is complete.
     pub hold_all: bool,
 }
@@ -236,6 +239,7 @@ impl Policy {
         for stage in Stage::ALL {
             let mut s = StageRules::default();
             let mut patterns = Vec::new();
+            let mut pii_rules: Vec<PiiDetector> = Vec::new();
             for (i, rule) in self.rules.iter().enumerate() {
                 if !rule.stages.contains(&stage) {
                     continue;
@@ -253,12 +257,19 @@ impl Policy {
                             s.regex_owner.push((i, j));
                         }
                     }
+                    Detector::Pii(d) => {
+                        s.scanning.push(i);
+                        pii_rules.push(d.clone());
+                    }
                     _ => s.scanning.push(i),
                 }
                 s.holdback_chars = s.holdback_chars.max(rule.holdback_chars());
             }
             if !patterns.is_empty() {
                 s.regex_set = Some(RegexSet::new(&patterns).map_err(|e| e.to_string())?);
+            }
+            if pii_rules.len() > 1 {
+                s.pii_union = pii_rules.iter().cloned().reduce(|a, b| a.union(&b));
             }
             if let Some(h) = holdback_override {
                 s.holdback_chars = h;
@@ -289,13 +300,24 @@ impl Policy {
                 }
             }
         }
+        let shared_pii = s.pii_union.as_ref().map(|u| u.find(text));
         for &ri in &s.scanning {
             match &self.rules[ri].detector {
-                Detector::Pii(d) => hits.extend(
-                    d.find(text)
-                        .into_iter()
-                        .map(|m| typed_hit(ri, m.start, m.end, m.entity.name(), m.entity.label())),
-                ),
+                Detector::Pii(d) => {
+                    let found = match &shared_pii {
+                        Some(all) => all
+                            .iter()
+                            .filter(|m| d.is_enabled(m.entity))
+                            .cloned()
+                            .collect(),
+                        None => d.find(text),
+                    };
+                    hits.extend(
+                        found.into_iter().map(|m| {
+                            typed_hit(ri, m.start, m.end, m.entity.name(), m.entity.label())
+                        }),
+                    )
+                }
                 Detector::Secrets(d) => hits.extend(
                     d.find(text)
                         .into_iter()

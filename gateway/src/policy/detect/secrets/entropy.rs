@@ -92,6 +92,7 @@ impl SecretsDetector {
         let mut uuids = Vec::new();
         scan_group(
             &UUID_RE,
+            false,
             text,
             SecretEntity::HighEntropy,
             accept_any,

@@ -226,9 +226,9 @@ impl SecretsDetector {
     pub fn find(&self, text: &str) -> Vec<SecretMatch> {
         use SecretEntity as E;
         let mut specific = Vec::new();
-        for (entity, re, accept) in token_detectors() {
+        for (entity, t, accept) in token_detectors() {
             if self.is_enabled(entity) {
-                scan_group(re, text, entity, accept, &mut specific);
+                scan_group(&t.re, t.left_boundary, text, entity, accept, &mut specific);
             }
         }
         if self.is_enabled(E::PrivateKey) {

@@ -172,3 +172,27 @@ proptest! {
         check_invariants(&text, &found);
     }
 }
+
+proptest! {
+    #[test]
+    fn a_union_filtered_equals_each_detector(
+        parts in proptest::collection::vec(prop_oneof![
+            Just("4111 1111 1111 1111 "), Just("DE89 3704 0044 0532 0130 00 "),
+            Just("+44 20 7946 0958 "), Just("a.b@example.com "), Just("123-45-6789 "),
+            Just("10.0.0.1 "), Just("fe80::1 "), Just("(415) 555-0100 "), Just("word "),
+        ], 0..10),
+        a in proptest::collection::vec(any::<bool>(), 7),
+        b in proptest::collection::vec(any::<bool>(), 7),
+    ) {
+        let text: String = parts.concat();
+        let pick = |mask: &[bool]| -> Vec<PiiEntity> {
+            PiiEntity::ALL.iter().zip(mask).filter(|(_, on)| **on).map(|(e, _)| *e).collect()
+        };
+        let (da, db) = (PiiDetector::new(&pick(&a)), PiiDetector::new(&pick(&b)));
+        let all = da.union(&db).find(&text);
+        for d in [&da, &db] {
+            let shared: Vec<PiiMatch> = all.iter().filter(|m| d.is_enabled(m.entity)).cloned().collect();
+            prop_assert_eq!(shared, d.find(&text));
+        }
+    }
+}
