@@ -20,7 +20,9 @@ use common::{reassemble, smollm2, sse_data, start, wait_ready, SMOLLM2};
 /// Canned answers the upstream gives for "canned N".
 const CANNED: &[&str] = &[
     "Sure: mail jane.doe@example.com or call +44 20 7946 0958; key AKIAIOSFODNN7EXAMPLE; again jane.doe@example.com.",
-    "Here it is: FORBIDDEN-OUTPUT and more text after it that must never arrive.",
+    // Long enough before the match that some text is released before the block.
+    "Here it is, after an introduction long enough to fill the hold-back window and then some more: FORBIDDEN-OUTPUT and more text after it that must never arrive.",
+    "FORBIDDEN-OUTPUT right away.",
     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----\nKeep it safe.",
 ];
 
@@ -236,7 +238,7 @@ async fn warnings_are_reported_in_a_header() {
 
 #[tokio::test]
 async fn streamed_and_whole_answers_redact_identically() {
-    for n in [0, 2] {
+    for n in [0, 3] {
         let whole = content(chat("echo-chat", &format!("canned {n}"), false).await).await;
         let r = chat("echo-chat", &format!("canned {n}"), true).await;
         assert_eq!(r.status(), 200);
@@ -276,6 +278,12 @@ async fn output_block_ends_the_stream_with_an_error_event() {
     let r = chat("echo-chat", "canned 1", false).await;
     assert_eq!(r.status(), 403);
     assert!(!r.text().await.unwrap().contains("FORBIDDEN"));
+
+    // Blocked before anything was released: a stream gets a real HTTP error too.
+    let r = chat("echo-chat", "canned 2", true).await;
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "policy_violation");
 }
 
 #[tokio::test]
