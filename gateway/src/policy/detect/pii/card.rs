@@ -1,13 +1,33 @@
 //! Payment card numbers: issuer prefix, length and Luhn checksum.
 
-use std::sync::LazyLock;
+use super::{boundary_after, boundary_before, NUM_JOINERS};
 
-use regex::Regex;
-
-use super::{boundary_after, boundary_before, regex, NUM_JOINERS};
-
-/// Digits optionally grouped by single spaces or dashes.
-static DIGIT_RUN_RE: LazyLock<Regex> = LazyLock::new(|| regex(r"[0-9]+(?:[ \-][0-9]+)*"));
+/// Spans of digits optionally grouped by single spaces or dashes, `[0-9]+(?:[ -][0-9]+)*`
+/// with the regex's leftmost-greedy, non-overlapping semantics. A byte loop: the pattern has
+/// no literal to skip to, and the regex engine read prose at a quarter of this speed.
+pub(super) fn digit_runs(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        while i + 1 < b.len() && matches!(b[i], b' ' | b'-') && b[i + 1].is_ascii_digit() {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        out.push((start, i));
+    }
+    out
+}
 
 /// Luhn checksum over digit values 0–9.
 pub(super) fn luhn_ok(d: &[u8]) -> bool {
@@ -63,14 +83,14 @@ struct DigitGroup {
 pub(super) fn find_cards(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
-    for m in DIGIT_RUN_RE.find_iter(text) {
+    for (m_start, m_end) in digit_runs(text) {
         let mut groups: Vec<DigitGroup> = Vec::new();
-        let mut i = m.start();
+        let mut i = m_start;
         let mut sep = None;
-        while i < m.end() {
+        while i < m_end {
             if bytes[i].is_ascii_digit() {
                 let s = i;
-                while i < m.end() && bytes[i].is_ascii_digit() {
+                while i < m_end && bytes[i].is_ascii_digit() {
                     i += 1;
                 }
                 groups.push(DigitGroup {

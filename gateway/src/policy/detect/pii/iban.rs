@@ -1,12 +1,28 @@
 //! IBANs (ISO 13616): registry length per country and mod-97 checksum.
 
-use std::sync::LazyLock;
+use super::{is_word, next_char, prev_char};
 
-use regex::Regex;
-
-use super::{is_word, next_char, prev_char, regex};
-
-static IBAN_START_RE: LazyLock<Regex> = LazyLock::new(|| regex(r"[A-Z]{2}[0-9]{2}"));
+/// Starts of `[A-Z]{2}[0-9]{2}`, non-overlapping and leftmost like the regex's `find_iter`.
+/// A byte loop: the pattern has no literal to skip to, and the regex engine read prose at a
+/// fifth of this speed.
+pub(super) fn iban_starts(text: &str) -> Vec<usize> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 4 <= b.len() {
+        if b[i].is_ascii_uppercase()
+            && b[i + 1].is_ascii_uppercase()
+            && b[i + 2].is_ascii_digit()
+            && b[i + 3].is_ascii_digit()
+        {
+            out.push(i);
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
 
 /// IBAN lengths from the SWIFT ISO 13616 registry.
 pub(super) const IBAN_LENGTHS: &[(&str, usize)] = &[
@@ -163,8 +179,7 @@ fn match_iban_at(text: &str, s: usize, len: usize) -> Option<usize> {
 pub(super) fn find_ibans(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut min_start = 0;
-    for m in IBAN_START_RE.find_iter(text) {
-        let s = m.start();
+    for s in iban_starts(text) {
         if s < min_start || prev_char(text, s).is_some_and(is_word) {
             continue;
         }

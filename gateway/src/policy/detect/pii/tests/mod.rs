@@ -196,3 +196,16 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The byte loops find exactly what the regexes they replace find.
+    #[test]
+    fn byte_scans_equal_their_regexes(s in "[0-9A-Za-z \\-é.]{0,80}") {
+        let runs = regex::Regex::new(r"[0-9]+(?:[ \-][0-9]+)*").unwrap();
+        let want: Vec<(usize, usize)> = runs.find_iter(&s).map(|m| (m.start(), m.end())).collect();
+        prop_assert_eq!(super::card::digit_runs(&s), want);
+        let starts = regex::Regex::new(r"[A-Z]{2}[0-9]{2}").unwrap();
+        let want: Vec<usize> = starts.find_iter(&s).map(|m| m.start()).collect();
+        prop_assert_eq!(super::iban::iban_starts(&s), want);
+    }
+}
