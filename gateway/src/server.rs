@@ -56,10 +56,19 @@ pub fn load_policies(config: &Config) -> Result<Option<Arc<PolicyStore>>, String
 /// Policies load first: invalid policies refuse to start (`InvalidData`), since there is no
 /// previous version to keep.
 pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningServer> {
-    let addr = listener.local_addr()?;
-    let grace = config.server.shutdown_grace;
     let policies = load_policies(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    start_with(config, listener, policies)
+}
+
+/// Like [`start`], with the policies already loaded by [`load_policies`].
+pub fn start_with(
+    config: Config,
+    listener: TcpListener,
+    policies: Option<Arc<PolicyStore>>,
+) -> std::io::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let grace = config.server.shutdown_grace;
     let watch = config.policies.as_ref().filter(|p| p.watch).cloned();
     let state = AppState::new(Arc::new(config), policies.clone());
     let watcher = match (watch, policies) {
@@ -135,13 +144,15 @@ pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningSe
     })
 }
 
-/// Runs until `signal` completes, then drains and returns.
+/// Runs with `policies` (from [`load_policies`]) until `signal` completes, then drains and
+/// returns.
 pub async fn run(
     config: Config,
     listener: TcpListener,
+    policies: Option<Arc<PolicyStore>>,
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let server = start(config, listener)?;
+    let server = start_with(config, listener, policies)?;
     signal.await;
     server.shutdown();
     server.wait().await

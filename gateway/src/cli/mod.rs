@@ -175,10 +175,13 @@ fn describe(m: &crate::config::ModelConfig) -> String {
 
 async fn serve(cfg: Config) -> ExitCode {
     // Before binding, so that scripts waiting for the address line see the failure instead.
-    if let Err(e) = crate::server::load_policies(&cfg) {
-        eprintln!("gatehouse: cannot start: invalid policies:\n{e}");
-        return ExitCode::from(2);
-    }
+    let policies = match crate::server::load_policies(&cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start: invalid policies:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -192,14 +195,10 @@ async fn serve(cfg: Config) -> ExitCode {
         .unwrap_or_default();
     // Machine-readable: tests and scripts that bind port 0 read the address from this line.
     println!("gatehouse listening on http://{addr}");
-    match crate::server::run(cfg, listener, crate::server::shutdown_signal()).await {
+    match crate::server::run(cfg, listener, policies, crate::server::shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            eprintln!("gatehouse: cannot start: invalid policies:\n{e}");
-            ExitCode::from(2)
         }
         Err(e) => {
             eprintln!("gatehouse: server error: {e}");

@@ -111,7 +111,9 @@ fn compile_rule(r: RawRule, at: &[Segment], base: &Path) -> Result<Rule, Invalid
             })
             .collect::<Result<_, _>>()?,
         None => match kind {
-            RuleKind::PromptInjection => [Stage::Input].into(),
+            // Limits are checked on the request, `max_output_tokens` as a cap on
+            // `max_tokens`, so all in the input guard (the schema forbids their `stages`).
+            RuleKind::PromptInjection | RuleKind::Limits => [Stage::Input].into(),
             RuleKind::JsonSchema => [Stage::Output].into(),
             _ => [Stage::Input, Stage::Output].into(),
         },
@@ -258,18 +260,6 @@ fn compile_rule(r: RawRule, at: &[Segment], base: &Path) -> Result<Rule, Invalid
             Detector::JsonSchema(Box::new(v))
         }
     };
-    if kind == RuleKind::Limits {
-        // Limits are checked on the request (input) and on max_tokens (output).
-        return Ok(Rule {
-            id: r.id.into(),
-            kind,
-            stages: [Stage::Input].into(),
-            action,
-            severity,
-            description: r.description,
-            detector,
-        });
-    }
     Ok(Rule {
         id: r.id.into(),
         kind,

@@ -211,11 +211,24 @@ pub fn parse(path: &Path, src: &str) -> Result<Policy, Vec<PolicyError>> {
 
 /// YAML syntax, into JSON for the schema.
 fn document(path: &Path, src: &str) -> Result<serde_json::Value, PolicyError> {
-    let yaml: serde_yaml::Value = serde_yaml::from_str(src).map_err(|e| {
+    let yaml = yaml(path, src)?;
+    serde_json::to_value(&yaml).map_err(|e| PolicyError::Invalid {
+        file: path.display().to_string(),
+        line: 1,
+        column: 1,
+        key: String::new(),
+        message: format!("not representable as JSON (keys must be strings): {e}"),
+    })
+}
+
+/// YAML syntax only, with serde_yaml's position.
+fn yaml(path: &Path, src: &str) -> Result<serde_yaml::Value, PolicyError> {
+    serde_yaml::from_str(src).map_err(|e| {
         let (line, column) = e
             .location()
             .map(|l| (l.line(), l.column()))
             .unwrap_or((1, 1));
+        // serde_yaml appends " at line N column M"; the position is already in front.
         let mut message = e.to_string();
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
@@ -227,13 +240,6 @@ fn document(path: &Path, src: &str) -> Result<serde_json::Value, PolicyError> {
             key: String::new(),
             message: format!("invalid YAML: {message}"),
         }
-    })?;
-    serde_json::to_value(&yaml).map_err(|e| PolicyError::Invalid {
-        file: path.display().to_string(),
-        line: 1,
-        column: 1,
-        key: String::new(),
-        message: format!("not representable as JSON (keys must be strings): {e}"),
     })
 }
 
@@ -295,15 +301,7 @@ pub fn position(src: &str, key: &[Segment]) -> (usize, usize) {
 /// Reads a `policies/tests/*.yaml` file against the loaded policies.
 pub fn load_case_file(path: &Path, policies: &[Arc<Policy>]) -> Result<CaseFile, Vec<PolicyError>> {
     let src = std::fs::read_to_string(path).map_err(|e| vec![read_error(path, e)])?;
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&src).map_err(|e| {
-        vec![PolicyError::Invalid {
-            file: path.display().to_string(),
-            line: e.location().map(|l| l.line()).unwrap_or(1),
-            column: e.location().map(|l| l.column()).unwrap_or(1),
-            key: String::new(),
-            message: format!("invalid YAML: {e}"),
-        }]
-    })?;
+    let yaml = yaml(path, &src).map_err(|e| vec![e])?;
     let raw: RawCaseFile = serde_path_to_error::deserialize(yaml).map_err(|e| {
         let p = json_path(&e.path().to_string());
         vec![invalid(path, &src, &p, e.into_inner().to_string())]
