@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use futures::{Stream, StreamExt};
 use mistralrs::core::{
-    AdapterPaths, Constraint, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder,
-    GGUFSpecificConfig, LocalModelPaths, MistralRs, MistralRsBuilder, ModelDType, ModelPaths,
-    NormalRequest, Pipeline, Request, RequestMessage, Response, SamplingParams, SchedulerConfig,
-    SpeculativeConfig, SpeculativePipeline, StopTokens,
+    AdapterPaths, Constraint as LlgConstraint, DefaultSchedulerMethod, DeviceMapSetting,
+    GGUFLoaderBuilder, GGUFSpecificConfig, LocalModelPaths, MistralRs, MistralRsBuilder,
+    ModelDType, ModelPaths, NormalRequest, Pipeline, Request, RequestMessage, Response,
+    SamplingParams, SchedulerConfig, SpeculativeConfig, SpeculativePipeline, StopTokens,
 };
 use mistralrs::{Device, TextMessageRole, TextMessages};
 use tokio::sync::mpsc;
@@ -22,8 +22,8 @@ use crate::sampler::SeededSampler;
 use crate::speculative::{AutoDecision, SpeculativeInfo, SpeculativeMode, SpeculativeSequence};
 use crate::stop::StopMatcher;
 use crate::{
-    ChatMessage, DType, DraftSpec, EngineError, FinishReason, GenerationEvent, Role, Sampling,
-    Usage,
+    ChatMessage, Constraint, DType, DraftSpec, EngineError, FinishReason, GenerationEvent, Role,
+    Sampling, Usage,
 };
 
 /// What to load.
@@ -291,11 +291,38 @@ impl LocalModel {
         messages: Vec<ChatMessage>,
         sampling: Sampling,
     ) -> Result<Generation, EngineError> {
+        self.generate_constrained(messages, sampling, Constraint::None)
+    }
+
+    /// Like [`LocalModel::generate`], with every token checked against `constraint`: a token
+    /// the grammar refuses is replaced by a sample from the allowed ones, and end of sequence
+    /// is only allowed once the grammar is complete.
+    pub fn generate_constrained(
+        &self,
+        messages: Vec<ChatMessage>,
+        sampling: Sampling,
+        constraint: Constraint,
+    ) -> Result<Generation, EngineError> {
         if messages.is_empty() {
             return Err(EngineError::Validation(
                 "at least one message is required".into(),
             ));
         }
+        let speculating = self.speculative.as_ref().is_some_and(|s| s.active);
+        if speculating && !constraint.is_none() {
+            // The speculative step verifies a whole draft at once; the grammar works token by
+            // token, and mistral.rs 0.8.1 refuses the combination mid-generation otherwise.
+            return Err(EngineError::Validation(format!(
+                "model `{}` decodes speculatively, which cannot apply response_format or \
+                 tool_choice grammars; use a model without a draft for constrained output",
+                self.id
+            )));
+        }
+        let constraint = match constraint {
+            Constraint::None => LlgConstraint::None,
+            Constraint::JsonSchema(v) => LlgConstraint::JsonSchema(v),
+            Constraint::Lark(g) => LlgConstraint::Lark(g),
+        };
         let mut text = TextMessages::new();
         for m in &messages {
             let role = match m.role {
@@ -306,7 +333,6 @@ impl LocalModel {
             text = text.add_message(role, &m.content);
         }
         let greedy = sampling.temperature.is_some_and(|t| t <= 0.0);
-        let speculating = self.speculative.as_ref().is_some_and(|s| s.active);
         // A speculative pipeline asks its sequence's processor for every decision, greedy
         // included; otherwise the processor samples, and greedy needs none.
         let hook = speculating.then(|| Arc::new(SpeculativeSequence::new(&sampling)));
@@ -347,7 +373,7 @@ impl LocalModel {
             // Always streamed: dropping a non-streamed request's receiver panics the engine.
             is_streaming: true,
             id: self.runner.next_request_id(),
-            constraint: Constraint::None,
+            constraint,
             suffix: None,
             tools: None,
             tool_choice: None,

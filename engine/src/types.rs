@@ -58,6 +58,25 @@ impl Sampling {
     }
 }
 
+/// What the model may generate, enforced token by token (llguidance grammars in mistral.rs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Constraint {
+    /// Free text.
+    #[default]
+    None,
+    /// JSON valid under this JSON Schema.
+    JsonSchema(serde_json::Value),
+    /// A Lark grammar, llguidance dialect (`%json {...}` embeds a schema).
+    Lark(String),
+}
+
+impl Constraint {
+    /// No constraint.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Constraint::None)
+    }
+}
+
 /// Token counts of one generation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
@@ -77,6 +96,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` or the context length was reached.
     Length,
+    /// The answer is a tool call (set by the gateway's tool layer, never by the engine).
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -85,6 +106,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }

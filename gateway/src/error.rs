@@ -69,6 +69,15 @@ pub enum ApiError {
     /// A guardrail policy refused the request or the answer.
     #[error("{0}")]
     PolicyViolation(Box<crate::policy::Blocked>),
+    /// A prompt template could not be found or rendered.
+    #[error(transparent)]
+    Template(#[from] crate::prompts::TemplateError),
+    /// A tool definition, choice or call could not be served.
+    #[error(transparent)]
+    Tool(#[from] crate::tools::ToolError),
+    /// The answer does not have the requested `response_format`.
+    #[error("structured output failed: {0}")]
+    StructuredOutput(String),
     /// An admin endpoint without the admin token.
     #[error("this endpoint needs the admin token (Authorization: Bearer ...)")]
     AdminUnauthorized,
@@ -150,6 +159,44 @@ impl ApiError {
                 "invalid_request_error",
                 "policy_violation",
             ),
+            Template(t) => {
+                use crate::prompts::TemplateError as T;
+                match t {
+                    T::NotFound(_) => (
+                        StatusCode::NOT_FOUND,
+                        "invalid_request_error",
+                        "template_not_found",
+                    ),
+                    T::Variables { .. } => (
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        "invalid_template_variables",
+                    ),
+                    T::Render { .. } => (
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        "template_render_error",
+                    ),
+                    T::Unusable { .. } => (
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        "invalid_parameter",
+                    ),
+                }
+            }
+            Tool(crate::tools::ToolError::InvalidCall(_)) => {
+                (StatusCode::BAD_GATEWAY, "server_error", "tool_call_invalid")
+            }
+            Tool(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_parameter",
+            ),
+            StructuredOutput(_) => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "structured_output_invalid",
+            ),
             AdminUnauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
@@ -167,6 +214,12 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { param, .. } => Some(param),
             ApiError::ModelNotFound(_) => Some("model"),
+            ApiError::Template(crate::prompts::TemplateError::Variables { .. }) => {
+                Some("variables")
+            }
+            ApiError::Template(_) => Some("template"),
+            ApiError::Tool(crate::tools::ToolError::UnknownServerTool { .. }) => Some("tools"),
+            ApiError::Tool(crate::tools::ToolError::Unsupported(_)) => Some("tool_choice"),
             _ => None,
         }
     }
@@ -182,6 +235,9 @@ impl ApiError {
             body["error"]["rule"] = json!(&*d.rule);
             body["error"]["stage"] = json!(d.stage.as_str());
             body["error"]["entity"] = json!(d.entity);
+        }
+        if let ApiError::Template(crate::prompts::TemplateError::Variables { errors, .. }) = self {
+            body["error"]["errors"] = json!(errors);
         }
         body
     }

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod backends;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -14,4 +15,7 @@ pub mod layers;
 pub mod metrics;
 pub mod models;
 pub mod policy;
+pub mod prompts;
+pub mod reload;
 pub mod server;
+pub mod tools;

@@ -12,6 +12,8 @@ use crate::config::Config;
 use crate::http::{app, AppState};
 use crate::policy::watch::{self as policy_watch, Reload};
 use crate::policy::PolicyStore;
+use crate::prompts::TemplateStore;
+use crate::tools::ServerTools;
 
 /// A server started by [`start`].
 pub struct RunningServer {
@@ -37,41 +39,78 @@ impl RunningServer {
     }
 }
 
+/// The reloadable directories a server enforces, loaded once at start.
+#[derive(Clone, Default)]
+pub struct Stores {
+    /// Guardrail policies; `None` when the config has no `policies:`.
+    pub policies: Option<Arc<PolicyStore>>,
+    /// Prompt templates; `None` when the config has no `prompts:`.
+    pub templates: Option<Arc<TemplateStore>>,
+    /// Server-side tools (`tools:`).
+    pub tools: Arc<ServerTools>,
+}
+
 /// Loads the policies of `config`; every error, one per line, when they don't load.
 pub fn load_policies(config: &Config) -> Result<Option<Arc<PolicyStore>>, String> {
     let Some(pc) = &config.policies else {
         return Ok(None);
     };
-    match crate::policy::load::load_dir(&pc.dir) {
-        Ok(set) => Ok(Some(Arc::new(PolicyStore::new(set)))),
-        Err(errors) => Err(errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")),
-    }
+    let set = crate::policy::load::load_dir_joined(&pc.dir)?;
+    Ok(Some(Arc::new(PolicyStore::new(set))))
+}
+
+/// Loads the templates of `config`; every error, one per line, when they don't load.
+pub fn load_templates(config: &Config) -> Result<Option<Arc<TemplateStore>>, String> {
+    let Some(pc) = &config.prompts else {
+        return Ok(None);
+    };
+    let set = crate::prompts::load_dir_joined(&pc.dir)?;
+    Ok(Some(Arc::new(TemplateStore::new(set))))
+}
+
+/// Policies and templates; the error says which failed, then every error one per line.
+pub fn load_stores(config: &Config) -> Result<Stores, String> {
+    Ok(Stores {
+        policies: load_policies(config).map_err(|e| format!("invalid policies:\n{e}"))?,
+        templates: load_templates(config).map_err(|e| format!("invalid templates:\n{e}"))?,
+        tools: Arc::new(
+            ServerTools::new(&config.tools).map_err(|e| format!("invalid tools: {e}"))?,
+        ),
+    })
 }
 
 /// Serves `config` on `listener`; local models load in the background (`/readyz` says when).
-/// Policies load first: invalid policies refuse to start (`InvalidData`), since there is no
-/// previous version to keep.
+/// Policies and templates load first: invalid ones refuse to start (`InvalidData`), since
+/// there is no previous version to keep.
 pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningServer> {
-    let policies = load_policies(&config)
+    let stores = load_stores(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    start_with(config, listener, policies)
+    start_with(config, listener, stores)
 }
 
-/// Like [`start`], with the policies already loaded by [`load_policies`].
+/// Like [`start`], with the stores already loaded by [`load_stores`].
 pub fn start_with(
     config: Config,
     listener: TcpListener,
-    policies: Option<Arc<PolicyStore>>,
+    stores: Stores,
 ) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let grace = config.server.shutdown_grace;
     let watch = config.policies.as_ref().filter(|p| p.watch).cloned();
-    let state = AppState::new(Arc::new(config), policies.clone());
-    let watcher = match (watch, policies) {
+    let watch_prompts = config.prompts.as_ref().filter(|p| p.watch).cloned();
+    let state = AppState::new(Arc::new(config), stores.clone());
+    let template_watcher = match (watch_prompts, stores.templates) {
+        (Some(pc), Some(store)) => Some(crate::reload::spawn(
+            "templates",
+            pc.dir,
+            store,
+            crate::prompts::load_dir_joined,
+            pc.poll_interval,
+            |_| {},
+        )),
+        _ => None,
+    };
+    let watcher = match (watch, stores.policies) {
         (Some(pc), Some(store)) => {
             let metrics = state.metrics.clone();
             Some(policy_watch::spawn(
@@ -131,7 +170,7 @@ pub fn start_with(
                 Ok(())
             }
         };
-        if let Some(w) = watcher {
+        for w in [watcher, template_watcher].into_iter().flatten() {
             w.abort();
         }
         result
@@ -144,15 +183,15 @@ pub fn start_with(
     })
 }
 
-/// Runs with `policies` (from [`load_policies`]) until `signal` completes, then drains and
+/// Runs with `stores` (from [`load_stores`]) until `signal` completes, then drains and
 /// returns.
 pub async fn run(
     config: Config,
     listener: TcpListener,
-    policies: Option<Arc<PolicyStore>>,
+    stores: Stores,
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let server = start_with(config, listener, policies)?;
+    let server = start_with(config, listener, stores)?;
     signal.await;
     server.shutdown();
     server.wait().await

@@ -167,6 +167,7 @@ fn every_subcommand_has_help() {
         vec!["chat"],
         vec!["models"],
         vec!["config", "check"],
+        vec!["batch"],
     ] {
         let mut args = sub.clone();
         args.push("--help");
@@ -255,6 +256,166 @@ fn serve_refuses_invalid_policies_before_listening() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("bad.yaml:5:5: rules[0].patterns[0]: invalid regex"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn template_render_shows_the_messages() {
+    let out = gatehouse()
+        .args([
+            "template",
+            "render",
+            "soc-triage",
+            "--var",
+            "record=sshd: Failed password for root",
+            "--var",
+            "source=auth.log",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("template soc-triage@1 (model smollm2-135m, response_format json_schema soc_triage)\n--- system ---\nYou are a SOC analyst."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("--- user ---\nEvent from auth.log:\nsshd: Failed password for root"),
+        "{stdout}"
+    );
+
+    let out = gatehouse()
+        .args(["template", "render", "soc-triage", "--var", "record:=5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("variables.record: 5 is not of type \"string\""),
+        "{stderr}"
+    );
+}
+
+/// Runs `gatehouse batch` with the default config; returns (exit code, stderr).
+fn batch(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = gatehouse().arg("batch").args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn batch_runs_the_soc_sample_with_progress_resume_and_summary() {
+    let dir = temp_dir("batch");
+    let sample = std::fs::read_to_string(repo().join("examples/soc/alerts.jsonl")).unwrap();
+    let lines: Vec<&str> = sample.lines().collect();
+    assert_eq!(lines.len(), 50, "the SOC sample has 50 records");
+    let input = dir.join("alerts.jsonl");
+    let output = dir.join("out.jsonl");
+    std::fs::write(&input, lines[..3].join("\n") + "\n").unwrap();
+    let args = |input: &std::path::Path| {
+        vec![
+            std::ffi::OsString::from("--template"),
+            "soc-triage".into(),
+            input.as_os_str().to_owned(),
+            "-o".into(),
+            output.as_os_str().to_owned(),
+        ]
+    };
+    let run = |input: &std::path::Path| {
+        let a = args(input);
+        batch(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>())
+    };
+    let (code, stderr) = run(&input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("progress 3/3 [####################]"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rec/s · ETA"), "{stderr}");
+    assert!(stderr.contains("summary: 3 records: "), "{stderr}");
+    assert!(stderr.contains("0 failed, 0 skipped"), "{stderr}");
+
+    // Two more records: the three done ones are skipped.
+    std::fs::write(&input, lines[..5].join("\n") + "\n").unwrap();
+    let (code, stderr) = run(&input);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("progress 2/2"), "{stderr}");
+    assert!(stderr.contains("summary: 5 records: "), "{stderr}");
+    assert!(
+        stderr.contains("0 failed, 3 skipped (already done)"),
+        "{stderr}"
+    );
+
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("prompts/schemas/soc-triage.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let results: Vec<serde_json::Value> = std::fs::read_to_string(&output)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut ids: Vec<&str> = results.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "alert-001",
+            "alert-002",
+            "alert-003",
+            "alert-004",
+            "alert-005"
+        ]
+    );
+    for r in &results {
+        assert_eq!(r["template"], "soc-triage@1");
+        match r["status"].as_str().unwrap() {
+            "ok" => assert!(validator.is_valid(&r["output"]), "{r}"),
+            "blocked" => assert_eq!(r["error"]["code"], "policy_violation", "{r}"),
+            other => panic!("{other}: {r}"),
+        }
+    }
+
+    // Plain log lines: one record per line, ids by line number.
+    let log = dir.join("auth.log");
+    std::fs::write(
+        &log,
+        "Mar 14 03:12:09 bastion sshd[2211]: Failed password for root from 203.0.113.9 port 4711 ssh2\n\n",
+    )
+    .unwrap();
+    let plain_out = dir.join("plain.jsonl");
+    let (code, stderr) = batch(&[
+        "--template".as_ref(),
+        "soc-triage".as_ref(),
+        log.as_os_str(),
+        "-o".as_ref(),
+        plain_out.as_os_str(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let r: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&plain_out).unwrap().trim()).unwrap();
+    assert_eq!(r["id"], "line-1");
+
+    // A template that does not exist stops the batch before anything runs.
+    let (code, stderr) = batch(&[
+        "--template".as_ref(),
+        "nope".as_ref(),
+        log.as_os_str(),
+        "-o".as_ref(),
+        plain_out.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("no template `nope`; loaded: soc-triage@1"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).ok();

@@ -1,5 +1,7 @@
 //! The OpenAI-compatible wire format: types, parsing and response rendering.
 
+pub mod format;
 pub mod openai;
 pub mod parse;
 pub mod render;
+pub mod tools;

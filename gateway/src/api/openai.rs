@@ -30,6 +30,23 @@ pub struct ChatCompletionRequest {
     pub stream: Option<bool>,
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// `{"type": "text" | "json_object" | "json_schema", ...}`; checked in `api::format`.
+    #[serde(default)]
+    pub response_format: Option<serde_json::Value>,
+    #[serde(default)]
+    pub tools: Option<Vec<WireTool>>,
+    /// `"none" | "auto" | "required" | {"type": "function", "function": {"name"}}`.
+    #[serde(default)]
+    pub tool_choice: Option<serde_json::Value>,
+    /// Accepted; Gatehouse makes at most one call per assistant turn.
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    /// Gatehouse extension: a prompt template, `NAME` or `NAME@VERSION`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Gatehouse extension: the template's variables.
+    #[serde(default)]
+    pub variables: Option<serde_json::Value>,
 }
 
 /// `stop`: one string or a list.
@@ -53,6 +70,73 @@ pub struct WireMessage {
     pub role: String,
     #[serde(default)]
     pub content: Option<WireContent>,
+    /// Calls an assistant message made.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<WireToolCall>>,
+    /// The call a `role: tool` message answers.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Deserialize)]
+pub struct WireTool {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub function: Option<WireFunction>,
+}
+
+/// A function definition. Without `parameters`, a name configured under `tools:` is a
+/// server-side tool.
+#[derive(Debug, Deserialize)]
+pub struct WireFunction {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub parameters: Option<serde_json::Value>,
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// A tool call, in a request's assistant message or in a response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: WireCalledFunction,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+/// The function a call names, with its arguments as JSON text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireCalledFunction {
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A streamed piece of a tool call: the first chunk has `id`, `type` and the name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireToolCallDelta {
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub function: WireFunctionDelta,
+}
+
+/// The function part of a [`WireToolCallDelta`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WireFunctionDelta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub arguments: String,
 }
 
 /// `content`: a string or a list of parts.
@@ -126,6 +210,8 @@ pub struct Choice {
 pub struct AssistantMessage {
     pub role: String,
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<WireToolCall>>,
 }
 
 /// One SSE chunk.
@@ -156,6 +242,8 @@ pub struct Delta {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<WireToolCallDelta>>,
 }
 
 /// `GET /v1/models` entry.

@@ -25,17 +25,25 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
     if req.model.is_empty() {
         return Err(invalid("model", "`model` must not be empty"));
     }
-    if req.messages.is_empty() {
+    let template = super::format::template_call(&req.model, req.template, req.variables)?;
+    // A template supplies messages of its own.
+    if req.messages.is_empty() && template.is_none() {
         return Err(invalid(
             "messages",
             "`messages` must contain at least one message",
         ));
     }
+    let response_format = super::format::response_format(req.response_format)?;
+    let tools = super::tools::tools(req.tools)?;
+    let tool_choice = super::tools::tool_choice(req.tool_choice, &tools)?;
+    let _ = req.parallel_tool_calls;
+    let mut calls = super::tools::CallLog::default();
     let mut messages = Vec::with_capacity(req.messages.len());
     for (i, m) in req.messages.into_iter().enumerate() {
         let role = match m.role.as_str() {
             "system" | "developer" => Role::System,
-            "user" => Role::User,
+            // The model reads tool results as user turns (tools::prompt).
+            "user" | "tool" => Role::User,
             "assistant" => Role::Assistant,
             other => {
                 return Err(invalid(
@@ -62,6 +70,18 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
                 }
                 text
             }
+        };
+        let content = match (m.role.as_str(), m.tool_calls) {
+            ("tool", _) => calls.tool_result(i, m.tool_call_id.as_deref(), &content)?,
+            ("assistant", Some(c)) if !c.is_empty() => {
+                let text = calls.assistant_calls(i, c)?;
+                if content.is_empty() {
+                    text
+                } else {
+                    format!("{content}\n{text}")
+                }
+            }
+            _ => content,
         };
         messages.push(ChatMessage { role, content });
     }
@@ -113,9 +133,11 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     Ok(ChatRequest {
         request_id: request_id.to_string(),
-        caller: Default::default(),
-        guard: Default::default(),
         model: req.model,
+        response_format,
+        tools,
+        tool_choice,
+        template,
         messages,
         sampling: Sampling {
             temperature,
@@ -127,6 +149,7 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
         },
         stream,
         include_usage,
+        ..Default::default()
     })
 }
 

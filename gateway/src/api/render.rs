@@ -7,7 +7,8 @@ use futures::{Stream, StreamExt};
 
 use super::openai::{
     AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta,
-    WireSpeculative, WireUsage,
+    WireCalledFunction, WireFunctionDelta, WireSpeculative, WireToolCall, WireToolCallDelta,
+    WireUsage,
 };
 use crate::backends::BackendError;
 use crate::domain::{ChatEvent, ChatStream, Usage};
@@ -79,9 +80,18 @@ fn wire_usage(u: Usage) -> WireUsage {
 /// Drains the stream into one completion object.
 pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletion, ApiError> {
     let mut text = String::new();
+    let mut calls = Vec::new();
     while let Some(ev) = stream.next().await {
         match ev? {
             ChatEvent::Delta(t) => text.push_str(&t),
+            ChatEvent::ToolCall(c) => calls.push(WireToolCall {
+                id: c.id,
+                kind: "function".into(),
+                function: WireCalledFunction {
+                    name: c.name,
+                    arguments: c.arguments,
+                },
+            }),
             ChatEvent::Done {
                 finish_reason,
                 usage,
@@ -95,7 +105,9 @@ pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletio
                         index: 0,
                         message: AssistantMessage {
                             role: "assistant".into(),
-                            content: Some(text),
+                            // OpenAI sends null content beside tool calls.
+                            content: (calls.is_empty() || !text.is_empty()).then_some(text),
+                            tool_calls: (!calls.is_empty()).then_some(calls),
                         },
                         finish_reason: Some(finish_reason.as_str().into()),
                     }],
@@ -124,22 +136,62 @@ pub fn sse(
         Delta {
             role: Some("assistant".into()),
             content: Some(String::new()),
+            tool_calls: None,
         },
         None,
         include_usage,
     ));
+    let mut calls = 0u32;
     let rest = stream
         .map(move |ev| -> Vec<Event> {
             match ev {
                 Ok(ChatEvent::Delta(t)) => {
                     vec![json_event(&meta.chunk(
                         Delta {
-                            role: None,
                             content: Some(t),
+                            ..Default::default()
                         },
                         None,
                         include_usage,
                     ))]
+                }
+                Ok(ChatEvent::ToolCall(c)) => {
+                    // OpenAI's shape: a chunk naming the call, then argument deltas. The
+                    // arguments come whole: they are validated before they leave.
+                    let index = calls;
+                    calls += 1;
+                    let piece = |delta: WireToolCallDelta| Delta {
+                        tool_calls: Some(vec![delta]),
+                        ..Default::default()
+                    };
+                    vec![
+                        json_event(&meta.chunk(
+                            piece(WireToolCallDelta {
+                                index,
+                                id: Some(c.id),
+                                kind: Some("function".into()),
+                                function: WireFunctionDelta {
+                                    name: Some(c.name),
+                                    arguments: String::new(),
+                                },
+                            }),
+                            None,
+                            include_usage,
+                        )),
+                        json_event(&meta.chunk(
+                            piece(WireToolCallDelta {
+                                index,
+                                id: None,
+                                kind: None,
+                                function: WireFunctionDelta {
+                                    name: None,
+                                    arguments: c.arguments,
+                                },
+                            }),
+                            None,
+                            include_usage,
+                        )),
+                    ]
                 }
                 Ok(ChatEvent::Done {
                     finish_reason,

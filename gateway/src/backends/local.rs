@@ -25,9 +25,11 @@ impl LocalBackend {
 
     /// Starts generation; dropping the stream cancels it in the engine.
     pub fn chat(&self, req: &ChatRequest) -> Result<BackendStream, BackendError> {
-        let gen = self
-            .model
-            .generate(req.messages.clone(), req.sampling.clone())?;
+        let gen = self.model.generate_constrained(
+            req.messages.clone(),
+            req.sampling.clone(),
+            req.constraint.clone(),
+        )?;
         Ok(gen
             .map(|ev| match ev {
                 Ok(engine::GenerationEvent::Delta(t)) => Ok(ChatEvent::Delta(t)),

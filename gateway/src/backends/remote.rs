@@ -65,6 +65,9 @@ impl RemoteBackend {
         if let Some(seed) = s.seed {
             set("seed", json!(seed));
         }
+        if let Some(f) = response_format_body(&req.response_format) {
+            set("response_format", f);
+        }
         if req.stream {
             // Usage is always wanted upstream: metrics and the client's own usage chunk use it.
             set("stream_options", json!({"include_usage": true}));
@@ -260,6 +263,19 @@ fn handle_event(
     match choice.delta.content {
         Some(text) if !text.is_empty() => Ok(Some(ChatEvent::Delta(text))),
         _ => Ok(None),
+    }
+}
+
+/// `response_format` as sent upstream; the gateway validates the answer either way.
+fn response_format_body(f: &crate::domain::ResponseFormat) -> Option<Value> {
+    use crate::domain::ResponseFormat;
+    match f {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(json!({"type": "json_object"})),
+        ResponseFormat::JsonSchema { name, schema } => Some(json!({
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": true},
+        })),
     }
 }
 

@@ -107,8 +107,7 @@ pub async fn run(args: ChatArgs) -> ExitCode {
         },
         stream: true,
         include_usage: true,
-        caller: Default::default(),
-        guard: Default::default(),
+        ..Default::default()
     };
     let mut stream = match backend.chat(&req).await {
         Ok(s) => s,
@@ -124,6 +123,8 @@ pub async fn run(args: ChatArgs) -> ExitCode {
                 let _ = out.write_all(t.as_bytes());
                 let _ = out.flush();
             }
+            // No tools are offered here.
+            Ok(ChatEvent::ToolCall(_)) => {}
             Ok(ChatEvent::Done {
                 finish_reason,
                 usage,

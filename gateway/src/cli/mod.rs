@@ -1,7 +1,9 @@
 //! The `gatehouse` command line.
 
+mod batch;
 mod chat;
 pub mod policy;
+pub mod template;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +54,13 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: policy::PolicyCommand,
+    },
+    /// Run a file of records through a template (policies and structured output apply).
+    Batch(batch::BatchArgs),
+    /// Prompt template commands: check, list, render.
+    Template {
+        #[command(subcommand)]
+        command: template::TemplateCommand,
     },
 }
 
@@ -109,6 +118,11 @@ pub fn main() -> ExitCode {
         }
         Command::Chat(args) => rt.block_on(chat::run(args)),
         Command::Policy { command } => policy::run(command),
+        Command::Template { command } => template::run(command),
+        Command::Batch(args) => {
+            init_tracing();
+            rt.block_on(batch::run(args))
+        }
         Command::Models { config } => match load(&config) {
             Ok(cfg) => {
                 for m in &cfg.models {
@@ -127,19 +141,31 @@ pub fn main() -> ExitCode {
                 for m in &cfg.models {
                     println!("model {}", describe(m));
                 }
-                match crate::server::load_policies(&cfg) {
-                    Ok(Some(store)) => {
-                        let set = store.current();
-                        println!(
-                            "policies {} ({} files, version {})",
-                            set.dir.display(),
-                            set.policies.len(),
-                            set.short_version()
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Ok(None) => {
-                        println!("policies off");
+                match crate::server::load_stores(&cfg) {
+                    Ok(stores) => {
+                        match stores.policies {
+                            Some(store) => {
+                                let set = store.current();
+                                println!(
+                                    "policies {} ({} files, version {})",
+                                    set.dir.display(),
+                                    set.policies.len(),
+                                    set.short_version()
+                                );
+                            }
+                            None => println!("policies off"),
+                        }
+                        match stores.templates {
+                            Some(store) => {
+                                let set = store.current();
+                                println!(
+                                    "prompts {} ({} templates)",
+                                    set.dir.display(),
+                                    set.templates.values().map(|v| v.len()).sum::<usize>()
+                                );
+                            }
+                            None => println!("prompts off"),
+                        }
                         ExitCode::SUCCESS
                     }
                     Err(errors) => {
@@ -175,10 +201,10 @@ fn describe(m: &crate::config::ModelConfig) -> String {
 
 async fn serve(cfg: Config) -> ExitCode {
     // Before binding, so that scripts waiting for the address line see the failure instead.
-    let policies = match crate::server::load_policies(&cfg) {
-        Ok(p) => p,
+    let stores = match crate::server::load_stores(&cfg) {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("gatehouse: cannot start: invalid policies:\n{e}");
+            eprintln!("gatehouse: cannot start: {e}");
             return ExitCode::from(2);
         }
     };
@@ -195,7 +221,7 @@ async fn serve(cfg: Config) -> ExitCode {
         .unwrap_or_default();
     // Machine-readable: tests and scripts that bind port 0 read the address from this line.
     println!("gatehouse listening on http://{addr}");
-    match crate::server::run(cfg, listener, policies, crate::server::shutdown_signal()).await {
+    match crate::server::run(cfg, listener, stores, crate::server::shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use locate::Segment;
-use raw::{RawBackend, RawConfig, RawDtype, RawModel, RawSpeculative};
+use raw::{RawBackend, RawConfig, RawDtype, RawModel, RawSpeculative, RawTools, RawWatchedDir};
 
 /// A configuration error; `Display` gives `file:line: key: message`.
 #[derive(Debug, thiserror::Error)]
@@ -49,13 +49,50 @@ pub struct Config {
     /// Served models, in file order.
     pub models: Vec<ModelConfig>,
     /// Guardrail policies; `None` turns guardrails off.
-    pub policies: Option<PoliciesConfig>,
+    pub policies: Option<WatchedDir>,
+    /// Prompt templates; `None` turns templates off.
+    pub prompts: Option<WatchedDir>,
+    /// Server-side tools; none when the config has no `tools:`.
+    pub tools: ToolsConfig,
 }
 
-/// `policies:` settings.
+/// `tools:` settings.
 #[derive(Debug, Clone)]
-pub struct PoliciesConfig {
-    /// The directory of policy files.
+pub struct ToolsConfig {
+    /// Server-side tool executions per request before the model must answer in text.
+    pub max_steps: usize,
+    /// Time one execution may take.
+    pub step_timeout: Duration,
+    /// `calculator` is enabled.
+    pub calculator: bool,
+    /// `http_get` settings, when enabled.
+    pub http_get: Option<HttpGetConfig>,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            max_steps: 4,
+            step_timeout: Duration::from_secs(10),
+            calculator: false,
+            http_get: None,
+        }
+    }
+}
+
+/// `tools.http_get:` settings.
+#[derive(Debug, Clone)]
+pub struct HttpGetConfig {
+    /// URL prefixes that may be fetched, normalised.
+    pub allow: Vec<String>,
+    /// Bytes of the body handed to the model.
+    pub max_bytes: usize,
+}
+
+/// `policies:` and `prompts:` settings: a directory of files, reloaded when it changes.
+#[derive(Debug, Clone)]
+pub struct WatchedDir {
+    /// The directory.
     pub dir: PathBuf,
     /// Reload when the directory changes.
     pub watch: bool,
@@ -281,37 +318,91 @@ fn validate(
         }
         models.push(validate_model(m, &at, base, vars)?);
     }
-    let policies = match raw.policies {
-        None => None,
-        Some(p) => {
-            let at = [Segment::Key("policies".into())];
-            let dir = base.join(&p.dir);
-            if !dir.is_dir() {
-                return Err((
-                    key(&at, "dir"),
-                    format!("{} is not a directory", dir.display()),
-                ));
-            }
-            let ms = p.poll_interval_ms.unwrap_or(1000);
-            if ms == 0 {
-                return Err((
-                    key(&at, "poll_interval_ms"),
-                    "must be greater than 0".into(),
-                ));
-            }
-            Some(PoliciesConfig {
-                dir,
-                watch: p.watch.unwrap_or(true),
-                poll_interval: Duration::from_millis(ms),
-            })
-        }
+    let policies = watched_dir(raw.policies, "policies", base)?;
+    let prompts = watched_dir(raw.prompts, "prompts", base)?;
+    let tools = match raw.tools {
+        None => ToolsConfig::default(),
+        Some(t) => validate_tools(t)?,
     };
     Ok(Config {
         source: PathBuf::new(),
         server,
         models,
         policies,
+        prompts,
+        tools,
     })
+}
+
+fn validate_tools(t: RawTools) -> Result<ToolsConfig, (Vec<Segment>, String)> {
+    let at = [Segment::Key("tools".into())];
+    let d = ToolsConfig::default();
+    let max_steps = t.max_steps.unwrap_or(d.max_steps);
+    if !(1..=16).contains(&max_steps) {
+        return Err((key(&at, "max_steps"), "must be between 1 and 16".into()));
+    }
+    let step_timeout = match t.step_timeout_ms {
+        None => d.step_timeout,
+        Some(0) => return Err((key(&at, "step_timeout_ms"), "must be greater than 0".into())),
+        Some(ms) => Duration::from_millis(ms),
+    };
+    let http_get = match t.http_get {
+        None => None,
+        Some(h) => {
+            let at = key(&at, "http_get");
+            if h.allow.is_empty() {
+                return Err((key(&at, "allow"), "list at least one URL prefix".into()));
+            }
+            let mut allow = Vec::with_capacity(h.allow.len());
+            for (i, p) in h.allow.iter().enumerate() {
+                let mut k = key(&at, "allow");
+                k.push(Segment::Index(i));
+                allow.push(crate::tools::http_get::normalise_prefix(p).map_err(|e| (k, e))?);
+            }
+            let max_bytes = h.max_bytes.unwrap_or(65536);
+            if !(1..=16 << 20).contains(&max_bytes) {
+                return Err((
+                    key(&at, "max_bytes"),
+                    "must be between 1 and 16777216".into(),
+                ));
+            }
+            Some(HttpGetConfig { allow, max_bytes })
+        }
+    };
+    Ok(ToolsConfig {
+        max_steps,
+        step_timeout,
+        calculator: t.calculator.is_some(),
+        http_get,
+    })
+}
+
+fn watched_dir(
+    raw: Option<RawWatchedDir>,
+    section: &str,
+    base: &Path,
+) -> Result<Option<WatchedDir>, (Vec<Segment>, String)> {
+    let Some(p) = raw else { return Ok(None) };
+    let at = [Segment::Key(section.into())];
+    let dir = base.join(&p.dir);
+    if !dir.is_dir() {
+        return Err((
+            key(&at, "dir"),
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let ms = p.poll_interval_ms.unwrap_or(1000);
+    if ms == 0 {
+        return Err((
+            key(&at, "poll_interval_ms"),
+            "must be greater than 0".into(),
+        ));
+    }
+    Ok(Some(WatchedDir {
+        dir,
+        watch: p.watch.unwrap_or(true),
+        poll_interval: Duration::from_millis(ms),
+    }))
 }
 
 fn validate_model(

@@ -9,13 +9,38 @@ pub struct RawConfig {
     #[serde(default)]
     pub server: RawServer,
     pub models: Vec<RawModel>,
-    pub policies: Option<RawPolicies>,
+    pub policies: Option<RawWatchedDir>,
+    pub prompts: Option<RawWatchedDir>,
+    pub tools: Option<RawTools>,
 }
 
-/// `policies:`.
+/// `tools:`: server-side tools and the loop's bounds.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPolicies {
+pub struct RawTools {
+    pub max_steps: Option<usize>,
+    pub step_timeout_ms: Option<u64>,
+    pub calculator: Option<RawEmpty>,
+    pub http_get: Option<RawHttpGet>,
+}
+
+/// A section whose presence is the setting (`calculator: {}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmpty {}
+
+/// `tools.http_get:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpGet {
+    pub allow: Vec<String>,
+    pub max_bytes: Option<usize>,
+}
+
+/// `policies:` and `prompts:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatchedDir {
     pub dir: String,
     pub watch: Option<bool>,
     pub poll_interval_ms: Option<u64>,

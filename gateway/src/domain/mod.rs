@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use futures::stream::BoxStream;
 
-pub use engine::{ChatMessage, FinishReason, Role, Sampling, Usage};
+pub use engine::{ChatMessage, Constraint, FinishReason, Role, Sampling, Usage};
 
 use crate::backends::BackendError;
 use crate::error::ApiError;
 use crate::policy::{Decision, Policy, Redactor};
 
 /// A parsed, validated chat request, independent of the wire format.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChatRequest {
     /// The `x-request-id` of the HTTP request.
     pub request_id: String,
@@ -37,6 +37,142 @@ pub struct ChatRequest {
     pub caller: Caller,
     /// Guardrail state of this request.
     pub guard: GuardContext,
+    /// The shape the answer must have (OpenAI `response_format`).
+    pub response_format: ResponseFormat,
+    /// What the engine may generate; set by the structured-output and tool layers from
+    /// `response_format` and `tool_choice`. Remote backends get `response_format` instead.
+    pub constraint: Constraint,
+    /// Tools the model may call: the client's, and server-side ones it named.
+    pub tools: Vec<ToolDef>,
+    /// OpenAI `tool_choice`.
+    pub tool_choice: ToolChoice,
+    /// The prompt template to render, if the client named one.
+    pub template: Option<TemplateCall>,
+    /// What happened to the request on its way, for headers and the audit log.
+    pub trail: Trail,
+}
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDef {
+    /// Function name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: serde_json::Value,
+    /// Runs inside the gateway (configured under `tools:`); the client never sees the call.
+    pub server: bool,
+}
+
+/// OpenAI `tool_choice`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ToolChoice {
+    /// The model decides (OpenAI's default when tools are given).
+    #[default]
+    Auto,
+    /// No tool calls: tools are not even shown to the model.
+    None,
+    /// Some tool must be called.
+    Required,
+    /// This function must be called.
+    Named(String),
+}
+
+/// A call the model made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// `call_...`, echoed by the client's `role: tool` message.
+    pub id: String,
+    /// Function name.
+    pub name: String,
+    /// Arguments, a JSON object as text (OpenAI's shape).
+    pub arguments: String,
+}
+
+/// OpenAI `response_format`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ResponseFormat {
+    /// Free text.
+    #[default]
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON valid under `schema`.
+    JsonSchema {
+        /// The schema's name, as the client gave it.
+        name: String,
+        /// The JSON Schema.
+        schema: serde_json::Value,
+    },
+}
+
+impl ResponseFormat {
+    /// The schema the answer is generated under and validated against; `None` for text.
+    pub fn schema(&self) -> Option<serde_json::Value> {
+        match self {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(serde_json::json!({ "type": "object" })),
+            ResponseFormat::JsonSchema { schema, .. } => Some(schema.clone()),
+        }
+    }
+}
+
+/// A template named by the client: `model: "template:NAME[@VERSION]"` or the `template`
+/// extension field, with its `variables`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateCall {
+    /// Template name.
+    pub name: String,
+    /// A pinned version; the latest when `None`.
+    pub version: Option<u32>,
+    /// Variables, validated against the template's schema before rendering.
+    pub variables: serde_json::Value,
+    /// The model came from the template (`model: "template:..."`), not from the client.
+    pub model_from_template: bool,
+}
+
+/// Facts recorded while a request passes the layers (template used, tool runs), shared
+/// with the HTTP handler and the audit log. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct Trail(Arc<Mutex<TrailState>>);
+
+/// What [`Trail`] holds.
+#[derive(Debug, Clone, Default)]
+pub struct TrailState {
+    /// `name@version` of the rendered template.
+    pub template: Option<String>,
+    /// Server-side tool runs, in order.
+    pub tool_runs: Vec<ToolRun>,
+}
+
+/// One execution of a server-side tool, for headers and the audit log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ToolRun {
+    /// Tool name.
+    pub name: String,
+    /// The call id the model's call got.
+    pub call_id: String,
+    /// Arguments as the model gave them (after the tool_arguments policy stage).
+    pub arguments: String,
+    /// `ok`, `error` (the tool failed; the model saw the error) or `timeout`.
+    pub status: String,
+    /// Bytes of the result handed back to the model.
+    pub result_bytes: usize,
+    /// Wall-clock milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl Trail {
+    /// Changes the trail.
+    pub fn update(&self, f: impl FnOnce(&mut TrailState)) {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// A copy of what was recorded.
+    pub fn snapshot(&self) -> TrailState {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// Who sent a request and where, as far as the HTTP stack knows.
@@ -109,6 +245,8 @@ impl GuardContext {
 pub enum ChatEvent {
     /// More assistant text.
     Delta(String),
+    /// A complete tool call, arguments validated and through the policy.
+    ToolCall(ToolCall),
     /// The end.
     Done {
         /// Why it ended.

@@ -60,6 +60,7 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     });
     let mut label = None;
     let mut guard = None;
+    let mut trail = None;
     let result = async {
         if state.draining.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
@@ -69,6 +70,7 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         chat.caller.route = "/v1/chat/completions".into();
         chat.caller.api_key = api_key;
         guard = Some(chat.guard.clone());
+        trail = Some(chat.trail.clone());
         if state.models.get(&chat.model).is_some() {
             label = Some(chat.model.clone());
         }
@@ -95,6 +97,9 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     if let Some(g) = guard {
         policy_headers(&g, resp.headers_mut());
     }
+    if let Some(trail) = trail.map(|t| t.snapshot()) {
+        trail_headers(&trail, resp.headers_mut());
+    }
     if let Some(model) = label {
         resp.extensions_mut().insert(ModelLabel(model));
     }
@@ -110,6 +115,33 @@ pub(super) fn bearer(req: &Request) -> Option<&str> {
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| !t.is_empty())
+}
+
+/// Response header naming the template (`name@version`) a request was rendered from.
+pub const TEMPLATE_HEADER: &str = "x-gatehouse-template";
+/// Response header listing server-side tool runs as `name:status`, comma-separated.
+pub const TOOLS_HEADER: &str = "x-gatehouse-tools";
+
+/// Template and tool-run headers. For a stream, what happened before the headers were sent
+/// (the template, and every tool run: the loop finishes before the answer streams).
+fn trail_headers(t: &crate::domain::TrailState, headers: &mut axum::http::HeaderMap) {
+    if let Some(v) = t
+        .template
+        .as_deref()
+        .and_then(|s| header::HeaderValue::from_str(s).ok())
+    {
+        headers.insert(TEMPLATE_HEADER, v);
+    }
+    let runs: Vec<String> = t
+        .tool_runs
+        .iter()
+        .map(|r| format!("{}:{}", r.name, r.status))
+        .collect();
+    if let Ok(v) = header::HeaderValue::from_str(&runs.join(",")) {
+        if !runs.is_empty() {
+            headers.insert(TOOLS_HEADER, v);
+        }
+    }
 }
 
 /// Response header naming the policy and version a request ran under.

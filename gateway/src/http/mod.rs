@@ -3,6 +3,7 @@
 mod admin;
 mod handlers;
 mod middleware;
+mod templates;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
@@ -17,12 +18,19 @@ use crate::domain::router::Router as DomainRouter;
 use crate::layers::guard::{
     InputGuard, InputGuardLayer, OutputGuard, OutputGuardLayer, PolicyResolve, PolicyResolveLayer,
 };
+use crate::layers::structured::{StructuredOutput, StructuredOutputLayer};
+use crate::layers::template::{TemplateLayer, TemplateRender};
+use crate::layers::tools::{ToolLayer, ToolLoop};
 use crate::metrics::Metrics;
 use crate::models::ModelRegistry;
 use crate::policy::PolicyStore;
+use crate::prompts::TemplateStore;
+use crate::server::Stores;
 
 /// The domain stack (DESIGN.md, request flow) as built today.
-pub type Domain = PolicyResolve<InputGuard<OutputGuard<DomainRouter>>>;
+pub type Domain = TemplateRender<
+    PolicyResolve<InputGuard<ToolLoop<StructuredOutput<OutputGuard<DomainRouter>>>>>,
+>;
 
 /// The request id header, set on every response.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -39,6 +47,8 @@ pub struct AppState {
     pub domain: Domain,
     /// Guardrail policies; `None` when the config has no `policies:`.
     pub policies: Option<Arc<PolicyStore>>,
+    /// Prompt templates; `None` when the config has no `prompts:`.
+    pub templates: Option<Arc<TemplateStore>>,
     /// Set on shutdown: `/readyz` answers 503 and new chat requests are refused.
     pub draining: AtomicBool,
     /// Requests in flight, for the `max_in_flight` limit.
@@ -46,16 +56,25 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `config` with models not yet loaded, enforcing `policies`.
-    pub fn new(config: Arc<Config>, policies: Option<Arc<PolicyStore>>) -> Arc<Self> {
+    /// State for `config` with models not yet loaded, enforcing `stores`.
+    pub fn new(config: Arc<Config>, stores: Stores) -> Arc<Self> {
+        let server_tools = stores.tools.clone();
+        let Stores {
+            policies,
+            templates,
+            ..
+        } = stores;
         let models = Arc::new(ModelRegistry::new(&config));
         let metrics = Arc::new(Metrics::new());
         if let Some(store) = &policies {
             metrics.policy.set_version(&store.current().version);
         }
         let domain = ServiceBuilder::new()
+            .layer(TemplateLayer::new(templates.clone()))
             .layer(PolicyResolveLayer::new(policies.clone()))
             .layer(InputGuardLayer::new(metrics.clone()))
+            .layer(ToolLayer::new(server_tools, metrics.clone()))
+            .layer(StructuredOutputLayer)
             .layer(OutputGuardLayer::new(metrics.clone()))
             .service(DomainRouter::new(models.clone(), metrics.clone()));
         Arc::new(Self {
@@ -64,6 +83,7 @@ impl AppState {
             metrics,
             domain,
             policies,
+            templates,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         })
@@ -77,6 +97,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/v1/chat/completions", post(handlers::chat_completions))
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/policies", get(admin::list_policies))
+        .route("/v1/templates", get(templates::list_templates))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))

@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
-
 use super::cases::{Case, CaseFile};
 use super::compile::compile;
 use super::raw::{RawCaseFile, RawPolicy};
@@ -56,7 +54,7 @@ pub fn case_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
     }
 }
 
-fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+pub(crate) fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
     let rd = std::fs::read_dir(dir).map_err(|e| read_error(dir, e))?;
     let mut files = Vec::new();
     for entry in rd {
@@ -80,38 +78,19 @@ fn read_error(path: &Path, e: std::io::Error) -> PolicyError {
     }
 }
 
-/// `sha256:<hex>` over every file under `dir` (relative path and content), so that any
-/// edit, including of test cases and schema files, makes a new version.
+/// The policies' version: [`crate::reload::fingerprint`] of `dir`.
 pub fn fingerprint(dir: &Path) -> Result<String, PolicyError> {
-    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            // Editors' swap and backup files are not policy content.
-            if name.starts_with('.') || name.ends_with('~') {
-                continue;
-            }
-            if path.is_dir() {
-                walk(&path, base, out)?;
-            } else {
-                let rel = path.strip_prefix(base).unwrap_or(&path);
-                out.push((rel.to_string_lossy().into_owned(), path.clone()));
-            }
-        }
-        Ok(())
-    }
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files).map_err(|e| read_error(dir, e))?;
-    files.sort();
-    let mut h = Sha256::new();
-    for (rel, path) in files {
-        let bytes = std::fs::read(&path).map_err(|e| read_error(&path, e))?;
-        h.update((rel.len() as u64).to_le_bytes());
-        h.update(rel.as_bytes());
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(&bytes);
-    }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+    crate::reload::fingerprint(dir).map_err(|e| read_error(dir, e))
+}
+
+/// [`load_dir`] with its errors one per line, for [`crate::reload`].
+pub fn load_dir_joined(dir: &Path) -> Result<PolicySet, String> {
+    load_dir(dir).map_err(|errs| {
+        errs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 /// Loads every policy of `dir` into one version; all errors of all files, or the set.
@@ -244,7 +223,7 @@ fn yaml(path: &Path, src: &str) -> Result<serde_yaml::Value, PolicyError> {
 }
 
 /// `rules[0].kind` (serde_path_to_error's form) into segments.
-fn json_path(s: &str) -> Vec<Segment> {
+pub(crate) fn json_path(s: &str) -> Vec<Segment> {
     let mut out = Vec::new();
     for part in s.split('.') {
         let (name, rest) = part.split_once('[').unwrap_or((part, ""));

@@ -1,7 +1,7 @@
 //! The loaded policies, which one applies to a request, and the atomic swap on reload.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -122,48 +122,12 @@ impl PolicySet {
     }
 }
 
-/// The current [`PolicySet`], swapped whole on reload. Requests hold the `Arc` they got, so
-/// in-flight requests finish on the version they started with.
-#[derive(Debug)]
-pub struct PolicyStore {
-    current: RwLock<Arc<PolicySet>>,
-    last_error: RwLock<Option<String>>,
-}
+/// The current [`PolicySet`], swapped whole on reload.
+pub type PolicyStore = crate::reload::Store<PolicySet>;
 
-impl PolicyStore {
-    /// A store serving `set`.
-    pub fn new(set: PolicySet) -> Self {
-        Self {
-            current: RwLock::new(Arc::new(set)),
-            last_error: RwLock::new(None),
-        }
-    }
-
-    /// The version in force.
-    pub fn current(&self) -> Arc<PolicySet> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Puts `set` in force.
-    pub fn swap(&self, set: PolicySet) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
-        *self.last_error.write().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// Records a rejected reload; the current version stays.
-    pub fn reject(&self, error: String) {
-        *self.last_error.write().unwrap_or_else(|e| e.into_inner()) = Some(error);
-    }
-
-    /// The error of the last rejected reload, until a reload succeeds.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+impl crate::reload::Versioned for PolicySet {
+    fn version(&self) -> &str {
+        &self.version
     }
 }
 

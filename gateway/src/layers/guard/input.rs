@@ -191,10 +191,7 @@ mod tests {
                 max_tokens,
                 ..Default::default()
             },
-            stream: false,
-            include_usage: false,
-            caller: Default::default(),
-            guard: Default::default(),
+            ..Default::default()
         }
     }
 

@@ -120,6 +120,11 @@ impl GuardedStream {
                 self.inner = None;
                 self.guard.finish().map(|s| (s, Some(done)))
             }
+            Some(Ok(call @ ChatEvent::ToolCall(_))) => {
+                // Calls are checked by the tool layer's tool_arguments stage.
+                self.pending.push_back(Ok(call));
+                return;
+            }
             Some(Err(e)) => {
                 // Held-back text was never checked in full: it is dropped with the stream.
                 self.inner = None;

@@ -1,0 +1,97 @@
+//! The prompt-template layer: a request that names a template gets its rendered messages,
+//! model, sampling defaults and `response_format` before anything else looks at it, so the
+//! policy is chosen for the real model and the input guard checks the rendered text.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, FutureExt};
+
+use crate::domain::{ChatRequest, ChatStream};
+use crate::error::ApiError;
+use crate::prompts::{TemplateError, TemplateStore};
+
+/// Layer of [`TemplateRender`]; `None` when the config has no `prompts:`.
+#[derive(Clone)]
+pub struct TemplateLayer {
+    store: Option<Arc<TemplateStore>>,
+}
+
+impl TemplateLayer {
+    /// Renders from `store`.
+    pub fn new(store: Option<Arc<TemplateStore>>) -> Self {
+        Self { store }
+    }
+}
+
+impl<S> tower::Layer<S> for TemplateLayer {
+    type Service = TemplateRender<S>;
+
+    fn layer(&self, inner: S) -> TemplateRender<S> {
+        TemplateRender {
+            inner,
+            store: self.store.clone(),
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct TemplateRender<S> {
+    inner: S,
+    store: Option<Arc<TemplateStore>>,
+}
+
+impl<S> TemplateRender<S> {
+    fn prepare(&self, req: &mut ChatRequest) -> Result<(), TemplateError> {
+        let Some(call) = req.template.take() else {
+            return Ok(());
+        };
+        let Some(store) = &self.store else {
+            return Err(TemplateError::NotFound(format!(
+                "no template `{}`: templates are not configured (`prompts:` in the config)",
+                call.name
+            )));
+        };
+        let set = store.current();
+        let Some(t) = set.get(&call.name, call.version) else {
+            let known = match set.templates.get(&call.name) {
+                Some(v) => format!(
+                    "its versions are {}",
+                    v.keys().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                ),
+                None => format!(
+                    "loaded: {}",
+                    set.templates.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let version = call.version.map(|v| format!("@{v}")).unwrap_or_default();
+            return Err(TemplateError::NotFound(format!(
+                "no template `{}{version}`; {known}",
+                call.name
+            )));
+        };
+        t.apply(req, &call.variables, call.model_from_template)
+    }
+}
+
+impl<S> tower::Service<ChatRequest> for TemplateRender<S>
+where
+    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
+    S::Future: Send + 'static,
+{
+    type Response = ChatStream;
+    type Error = ApiError;
+    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: ChatRequest) -> Self::Future {
+        if let Err(e) = self.prepare(&mut req) {
+            return futures::future::ready(Err(ApiError::Template(e))).boxed();
+        }
+        self.inner.call(req).boxed()
+    }
+}

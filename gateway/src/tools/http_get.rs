@@ -1,0 +1,166 @@
+//! `http_get`: GET on URLs under configured prefixes. The model chooses the URL, so
+//! everything about it is checked: scheme, no credentials, the normalised URL under an
+//! allowed prefix, no redirects (one could leave the allowlist), a size cap on the body.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::Url;
+
+/// A configured `http_get` tool.
+pub struct HttpGet {
+    allow: Vec<String>,
+    max_bytes: usize,
+    client: reqwest::Client,
+}
+
+/// Parses and normalises an allowlist prefix: http(s), a host, a path ending in `/`, so
+/// that `https://a.example/docs/` cannot match `https://a.example/docs-private` or
+/// `https://a.example.evil.test/`.
+pub fn normalise_prefix(p: &str) -> Result<String, String> {
+    let url = Url::parse(p).map_err(|e| format!("`{p}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{p}`: only http:// and https:// URLs with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{p}`: credentials in URLs are not allowed"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.path().ends_with('/') {
+        return Err(format!(
+            "`{p}`: a prefix is scheme://host[:port]/path/ ending in `/`, without query"
+        ));
+    }
+    Ok(url.to_string())
+}
+
+impl HttpGet {
+    /// A tool allowed under `allow` (each checked by [`normalise_prefix`]).
+    pub fn new(allow: Vec<String>, max_bytes: usize, timeout: Duration) -> Result<Self, String> {
+        let allow = allow
+            .iter()
+            .map(|p| normalise_prefix(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            allow,
+            max_bytes,
+            client,
+        })
+    }
+
+    /// The allowed prefixes, normalised.
+    pub fn allowed(&self) -> &[String] {
+        &self.allow
+    }
+
+    /// A regex matching URLs that start with an allowed prefix (for the arguments' schema):
+    /// the prefix, then URL characters without `..` segments or backslashes.
+    pub fn pattern(&self) -> String {
+        let alts: Vec<String> = self.allow.iter().map(|p| regex::escape(p)).collect();
+        format!("^({})[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]*$", alts.join("|"))
+    }
+
+    /// The normalised URL if it is allowed.
+    pub fn check(&self, url: &str) -> Result<Url, String> {
+        let u = Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err("credentials in URLs are not allowed".into());
+        }
+        let s = u.as_str();
+        if !self.allow.iter().any(|p| s.starts_with(p.as_str())) {
+            return Err(format!(
+                "`{s}` is not under an allowed prefix ({})",
+                self.allow.join(", ")
+            ));
+        }
+        Ok(u)
+    }
+
+    /// Fetches `url`: `HTTP <status>` and the body's first `max_bytes` as text.
+    pub async fn get(&self, url: &str) -> Result<String, String> {
+        let u = self.check(url)?;
+        let resp = self
+            .client
+            .get(u)
+            .send()
+            .await
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = resp.status();
+        let mut body = Vec::new();
+        let mut truncated = false;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| format!("reading the body failed: {e}"))?;
+            let room = self.max_bytes - body.len();
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut text = String::from_utf8_lossy(&body).into_owned();
+        if truncated {
+            text.push_str(&format!("\n[truncated at {} bytes]", self.max_bytes));
+        }
+        Ok(format!("HTTP {}\n{text}", status.as_u16()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool() -> HttpGet {
+        HttpGet::new(
+            vec![
+                "https://docs.example/api/".into(),
+                "http://127.0.0.1:9/".into(),
+            ],
+            100,
+            Duration::from_secs(1),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn prefixes_must_be_plain_directories() {
+        assert!(normalise_prefix("https://a.example/").is_ok());
+        assert_eq!(
+            normalise_prefix("HTTPS://A.example/x/").unwrap(),
+            "https://a.example/x/"
+        );
+        for bad in [
+            "https://a.example/docs",
+            "ftp://a.example/",
+            "https://u:p@a.example/",
+            "https://a.example/?q=1",
+            "not a url",
+        ] {
+            assert!(normalise_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_urls_under_a_prefix_pass() {
+        let t = tool();
+        assert!(t.check("https://docs.example/api/v1?x=1").is_ok());
+        assert!(t.check("http://127.0.0.1:9/health").is_ok());
+        for bad in [
+            "https://docs.example/api",
+            "https://docs.example/api-private/",
+            "https://docs.example/api/../admin",
+            "https://docs.example/api/%2e%2e/admin",
+            "https://docs.example.evil.test/api/",
+            "https://user@docs.example/api/",
+            "http://127.0.0.1:99/",
+            "file:///etc/passwd",
+        ] {
+            assert!(t.check(bad).is_err(), "{bad}");
+        }
+    }
+}
