@@ -320,7 +320,7 @@ impl LocalModel {
         }
         let constraint = match constraint {
             Constraint::None => LlgConstraint::None,
-            Constraint::JsonSchema(v) => LlgConstraint::JsonSchema(v),
+            Constraint::JsonSchema(v) => LlgConstraint::JsonSchema(compact_layout(v)),
             Constraint::Lark(g) => LlgConstraint::Lark(g),
         };
         let mut text = TextMessages::new();
@@ -401,6 +401,23 @@ impl LocalModel {
         });
         Ok(Generation { rx: out_rx })
     }
+}
+
+/// Fixes the JSON layout the grammar admits to `{"a": 1, "b": [2, 3]}` unless the schema sets
+/// its own `x-guidance` options: with llguidance's default (any whitespace between tokens)
+/// small models wander into runs of blank lines and stray indentation, which cost tokens
+/// and read badly. The layout is the one models see most in training.
+fn compact_layout(mut schema: serde_json::Value) -> serde_json::Value {
+    if let Some(obj) = schema.as_object_mut() {
+        obj.entry("x-guidance").or_insert_with(|| {
+            serde_json::json!({
+                "whitespace_flexible": false,
+                "item_separator": ", ",
+                "key_separator": ": ",
+            })
+        });
+    }
+    schema
 }
 
 async fn load_pipeline_blocking(

@@ -54,7 +54,13 @@ impl<T> Store<T> {
         *self.last_error.write().unwrap_or_else(|e| e.into_inner()) = Some(error);
     }
 
-    /// The error of the last rejected reload, until a reload succeeds.
+    /// Forgets the last rejected reload (its change was undone).
+    pub fn clear_error(&self) {
+        *self.last_error.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The error of the last rejected reload, until a reload succeeds or the change is
+    /// undone.
     pub fn last_error(&self) -> Option<String> {
         self.last_error
             .read()
@@ -139,7 +145,14 @@ pub fn reload_once<T: Versioned>(
             return Reload::Rejected { errors };
         }
     };
-    if fp == current.version() || rejected.as_deref() == Some(fp.as_str()) {
+    if fp == current.version() {
+        if rejected.take().is_some() {
+            // The bad edit was undone: what is on disk is what is in force again.
+            store.clear_error();
+        }
+        return Reload::Unchanged;
+    }
+    if rejected.as_deref() == Some(fp.as_str()) {
         return Reload::Unchanged;
     }
     match load(dir) {

@@ -216,7 +216,7 @@ async fn streamed_structured_output_is_valid_and_json_object_mode_works() {
     let v = ok_json(
         post(json!({
             "model": "smollm2-135m",
-            "messages": [{"role": "user", "content": "Give me a JSON object about a cat."}],
+            "messages": [{"role": "user", "content": "Return a JSON object with the name and age of a person."}],
             "temperature": 0,
             "max_tokens": 200,
             "response_format": {"type": "json_object"},

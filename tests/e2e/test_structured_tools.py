@@ -56,7 +56,7 @@ def test_response_format_json_schema(client):
 def test_streamed_json_object(client):
     stream = client.chat.completions.create(
         model=MODEL,
-        messages=[{"role": "user", "content": "A JSON object describing a dog."}],
+        messages=[{"role": "user", "content": "Return a JSON object with the name and age of a person."}],
         temperature=0,
         max_tokens=120,
         stream=True,

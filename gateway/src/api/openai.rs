@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Deserialize)]
 pub struct ChatCompletionRequest {
     pub model: String,
+    /// May be empty when a template supplies the messages.
+    #[serde(default)]
     pub messages: Vec<WireMessage>,
     #[serde(default)]
     pub temperature: Option<f64>,

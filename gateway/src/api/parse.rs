@@ -186,7 +186,15 @@ mod tests {
     fn rejects_bad_input_with_stable_codes() {
         assert_eq!(code(chat_request(b"{", "r")), "invalid_json");
         assert_eq!(code(chat_request(b"\xff\xfe", "r")), "invalid_utf8");
-        assert_eq!(code(chat_request(br#"{"model":"m"}"#, "r")), "invalid_json");
+        assert_eq!(
+            code(chat_request(br#"{"messages":[]}"#, "r")),
+            "invalid_json"
+        );
+        // Messages may be left out only when a template supplies them.
+        assert_eq!(
+            code(chat_request(br#"{"model":"m"}"#, "r")),
+            "invalid_parameter"
+        );
         assert_eq!(
             code(chat_request(br#"{"model":"m","messages":[]}"#, "r")),
             "invalid_parameter"

@@ -295,6 +295,22 @@ fn reload_swaps_valid_changes_and_keeps_the_old_version_on_errors() {
         Reload::Swapped { .. }
     ));
     assert!(store.last_error().is_none());
+
+    // A bad edit that is undone: the error goes, the version in force stays.
+    let v3 = store.current().version.clone();
+    write(
+        &dir,
+        "a.yaml",
+        "id: a\ndefault: true\nrules:\n  - id: r\n    kind: nope\n",
+    );
+    assert!(matches!(
+        reload_once(&dir, &store, &mut rejected),
+        Reload::Rejected { .. }
+    ));
+    write(&dir, "a.yaml", "id: a\ndefault: true\nrules: []\n");
+    assert_eq!(reload_once(&dir, &store, &mut rejected), Reload::Unchanged);
+    assert!(store.last_error().is_none());
+    assert_eq!(store.current().version, v3);
     std::fs::remove_dir_all(&dir).ok();
 }
 

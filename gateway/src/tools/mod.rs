@@ -61,8 +61,11 @@ impl ServerTool {
                         "expression": {
                             "type": "string",
                             "description": "For example (17 * 23) + sqrt(16)",
+                            // Arithmetic characters only: a model decoding under this
+                            // pattern cannot wander into prose or comments.
+                            "pattern": "^[0-9a-z+*/%^()., -]+$",
                             "minLength": 1,
-                            "maxLength": 256,
+                            "maxLength": 128,
                         }
                     },
                     "required": ["expression"],

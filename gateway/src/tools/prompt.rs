@@ -10,15 +10,22 @@ use serde_json::{json, Value};
 
 use crate::domain::{Constraint, ToolCall, ToolChoice, ToolDef};
 
-/// The text of a call, as the model is asked to write it.
+/// The text of a call, as the model is asked to write it: name first, then the arguments.
 pub fn call_text(name: &str, arguments: &Value) -> String {
-    json!({ "name": name, "arguments": arguments }).to_string()
+    format!(
+        "{{\"name\": {}, \"arguments\": {arguments}}}",
+        Value::String(name.to_string())
+    )
 }
 
 /// The text of a tool's result, as the model reads it.
 pub fn result_text(name: &str, call_id: &str, content: &str) -> String {
     format!("Result of tool `{name}` (call {call_id}):\n{content}")
 }
+
+/// The system text of the last step, once tools have run and may not run again.
+pub const ANSWER_NOW: &str = "The tool results are in the messages above. Answer the user's \
+     question in plain sentences now; do not call a tool and do not write JSON.";
 
 /// The system text describing `tools`.
 pub fn system_text(tools: &[ToolDef], choice: &ToolChoice) -> String {
@@ -44,28 +51,42 @@ pub fn system_text(tools: &[ToolDef], choice: &ToolChoice) -> String {
 
 /// The grammar for `choice`: a call to one of `tools` (or to the named one) when a call is
 /// required; none otherwise, and the answer is parsed afterwards.
+///
+/// A Lark grammar rather than a JSON Schema, so that the call reads as [`call_text`] writes
+/// it, name first: JSON Schema properties come out in key order, and a model made to write
+/// `{"arguments": {"expression": "` before it has named the tool rambles inside the string.
 pub fn constraint(tools: &[ToolDef], choice: &ToolChoice) -> Constraint {
-    let one = |t: &ToolDef| {
-        json!({
-            "type": "object",
-            "properties": {
-                "name": { "const": t.name },
-                "arguments": t.parameters,
-            },
-            "required": ["name", "arguments"],
-            "additionalProperties": false,
-        })
+    let chosen: Vec<&ToolDef> = match choice {
+        ToolChoice::Required => tools.iter().collect(),
+        ToolChoice::Named(n) => tools.iter().filter(|t| &t.name == n).collect(),
+        ToolChoice::Auto | ToolChoice::None => return Constraint::None,
     };
-    match choice {
-        ToolChoice::Required => Constraint::JsonSchema(json!({
-            "anyOf": tools.iter().map(one).collect::<Vec<_>>()
-        })),
-        ToolChoice::Named(n) => match tools.iter().find(|t| &t.name == n) {
-            Some(t) => Constraint::JsonSchema(one(t)),
-            None => Constraint::None,
-        },
-        ToolChoice::Auto | ToolChoice::None => Constraint::None,
+    if chosen.is_empty() {
+        return Constraint::None;
     }
+    let mut lark = format!(
+        "start: {}\n",
+        (0..chosen.len())
+            .map(|i| format!("call{i}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    for (i, t) in chosen.iter().enumerate() {
+        let head = Value::String(format!(
+            "{{\"name\": {}, \"arguments\": ",
+            Value::String(t.name.clone())
+        ));
+        let mut schema = t.parameters.clone();
+        if let Some(obj) = schema.as_object_mut() {
+            obj.entry("x-guidance").or_insert_with(|| {
+                json!({"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "})
+            });
+        }
+        lark.push_str(&format!(
+            "call{i}: {head} args{i} \"}}\"\nargs{i}: %json {schema}\n"
+        ));
+    }
+    Constraint::Lark(lark)
 }
 
 /// Reads a model's answer as a call to one of `tools`: the whole answer (one Markdown fence
@@ -144,25 +165,43 @@ mod tests {
 
     #[test]
     fn required_and_named_choices_constrain() {
-        let t = tools();
-        let Constraint::JsonSchema(s) = constraint(&t, &ToolChoice::Required) else {
+        let mut t = tools();
+        t.push(ToolDef {
+            name: "calculator".into(),
+            ..t[0].clone()
+        });
+        let Constraint::Lark(g) = constraint(&t, &ToolChoice::Required) else {
             panic!("required constrains");
         };
-        let v = jsonschema::validator_for(&s).unwrap();
-        assert!(v.is_valid(&json!({"name": "get_weather", "arguments": {"city": "x"}})));
-        assert!(!v.is_valid(&json!({"name": "get_weather", "arguments": {}})));
-        assert!(!v.is_valid(&json!({"name": "nope", "arguments": {"city": "x"}})));
-        assert!(matches!(
-            constraint(&t, &ToolChoice::Named("get_weather".into())),
-            Constraint::JsonSchema(_)
-        ));
+        assert!(g.starts_with("start: call0 | call1\n"), "{g}");
+        assert!(
+            g.contains(r#"call0: "{\"name\": \"get_weather\", \"arguments\": " args0 "}""#),
+            "{g}"
+        );
+        assert!(g.contains("args1: %json {"), "{g}");
+        assert!(g.contains(r#""whitespace_flexible":false"#), "{g}");
+        let Constraint::Lark(g) = constraint(&t, &ToolChoice::Named("calculator".into())) else {
+            panic!("a named function constrains");
+        };
+        assert!(
+            g.starts_with("start: call0\n") && g.contains("calculator"),
+            "{g}"
+        );
         assert_eq!(constraint(&t, &ToolChoice::Auto), Constraint::None);
+        assert_eq!(
+            constraint(&t, &ToolChoice::Named("nope".into())),
+            Constraint::None
+        );
     }
 
     #[test]
     fn text_forms_round_trip_through_the_parser() {
         let t = tools();
         let text = call_text("get_weather", &json!({"city": "Oslo"}));
+        assert_eq!(
+            text,
+            r#"{"name": "get_weather", "arguments": {"city":"Oslo"}}"#
+        );
         assert_eq!(parse_call(&text, &t).unwrap().1, json!({"city": "Oslo"}));
         assert!(system_text(&t, &ToolChoice::Auto).contains("- get_weather: Weather for a city"));
         assert!(result_text("f", "call_1", "42").ends_with("(call call_1):\n42"));

@@ -153,7 +153,8 @@ impl Run {
                 // Out of steps: the model answers without tools.
                 choice = ToolChoice::None;
             }
-            let stream = inner.ready().await?.call(self.step(&req, &choice)).await?;
+            let step = self.step(&req, &choice, steps > 0);
+            let stream = inner.ready().await?.call(step).await?;
             let (name, args, usage) = match self.read(stream, &choice).await? {
                 Answer::Text(s) => return Ok(with_usage(s, earlier)),
                 Answer::Call(name, args, usage) => (name, args, usage),
@@ -184,12 +185,16 @@ impl Run {
     }
 
     /// The request of one step: tools described, and a grammar when a call is forced.
-    fn step(&self, req: &ChatRequest, choice: &ToolChoice) -> ChatRequest {
+    /// `after_runs`: server-side tools ran in earlier steps.
+    fn step(&self, req: &ChatRequest, choice: &ToolChoice, after_runs: bool) -> ChatRequest {
         let mut step = req.clone();
-        if *choice == ToolChoice::None {
-            return step;
-        }
-        let text = prompt::system_text(&self.tools, choice);
+        let text = match choice {
+            // Small models copy the call lines they see above; out of steps, say plainly
+            // that the answer is text now.
+            ToolChoice::None if after_runs => prompt::ANSWER_NOW.to_string(),
+            ToolChoice::None => return step,
+            _ => prompt::system_text(&self.tools, choice),
+        };
         match step.messages.first_mut() {
             Some(m) if m.role == Role::System => {
                 m.content = format!("{}\n\n{text}", m.content);

@@ -156,7 +156,7 @@ async fn a_required_client_call_ends_the_answer_with_tool_calls() {
     assert_eq!(*finish_reason, FinishReason::ToolCalls);
     assert_eq!(usage.completion_tokens, 5);
     let seen = script.seen();
-    assert!(matches!(seen[0].constraint, Constraint::JsonSchema(_)));
+    assert!(matches!(seen[0].constraint, Constraint::Lark(_)));
     assert_eq!(seen[0].messages[0].role, Role::System);
     assert!(seen[0].messages[0].content.contains("- get_weather"));
 }
