@@ -33,6 +33,60 @@ pub struct Metrics {
     pub speculative: SpeculativeMetrics,
     /// Guardrail policies.
     pub policy: PolicyMetrics,
+    /// Templates, structured output and tools.
+    pub shaping: ShapingMetrics,
+}
+
+/// What shapes requests and answers: templates, structured output, tools.
+#[derive(Debug, Clone)]
+pub struct ShapingMetrics {
+    /// Template renders by template (`name@version`, or the name asked for) and result.
+    pub template_renders: IntCounterVec,
+    /// Template reloads by result (`ok`, `rejected`).
+    pub template_reloads: IntCounterVec,
+    /// Structured answers by response format and result (`valid`, `invalid`).
+    pub structured: IntCounterVec,
+    /// Server-side tool executions by tool and status (`ok`, `error`, `timeout`).
+    pub tool_runs: IntCounterVec,
+}
+
+impl ShapingMetrics {
+    fn new() -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            must(IntCounterVec::new(Opts::new(name, help), labels))
+        };
+        Self {
+            template_renders: counter(
+                "template_renders_total",
+                "Prompt template renders by template and result (ok, not_found, invalid_variables, render_error).",
+                &["template", "result"],
+            ),
+            template_reloads: counter(
+                "template_reloads_total",
+                "Template reloads by result: ok, or rejected (the old templates stay).",
+                &["result"],
+            ),
+            structured: counter(
+                "structured_output_total",
+                "Answers under a response_format by format and result (valid, invalid).",
+                &["format", "result"],
+            ),
+            tool_runs: counter(
+                "tool_runs_total",
+                "Server-side tool executions by tool and status (ok, error, timeout).",
+                &["tool", "status"],
+            ),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.template_renders.clone()),
+            Box::new(self.template_reloads.clone()),
+            Box::new(self.structured.clone()),
+            Box::new(self.tool_runs.clone()),
+        ]
+    }
 }
 
 /// Guardrail metrics.
@@ -332,6 +386,7 @@ impl Metrics {
         ));
         let speculative = SpeculativeMetrics::new();
         let policy = PolicyMetrics::new();
+        let shaping = ShapingMetrics::new();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -347,6 +402,7 @@ impl Metrics {
         .into_iter()
         .chain(speculative.collectors())
         .chain(policy.collectors())
+        .chain(shaping.collectors())
         {
             must(registry.register(c));
         }
@@ -364,6 +420,7 @@ impl Metrics {
             engine_sequences,
             speculative,
             policy,
+            shaping,
         }
     }
 

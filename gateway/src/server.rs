@@ -100,14 +100,21 @@ pub fn start_with(
     let watch_prompts = config.prompts.as_ref().filter(|p| p.watch).cloned();
     let state = AppState::new(Arc::new(config), stores.clone());
     let template_watcher = match (watch_prompts, stores.templates) {
-        (Some(pc), Some(store)) => Some(crate::reload::spawn(
-            "templates",
-            pc.dir,
-            store,
-            crate::prompts::load_dir_joined,
-            pc.poll_interval,
-            |_| {},
-        )),
+        (Some(pc), Some(store)) => {
+            let reloads = state.metrics.shaping.template_reloads.clone();
+            Some(crate::reload::spawn(
+                "templates",
+                pc.dir,
+                store,
+                crate::prompts::load_dir_joined,
+                pc.poll_interval,
+                move |r| match r {
+                    Reload::Swapped { .. } => reloads.with_label_values(&["ok"]).inc(),
+                    Reload::Rejected { .. } => reloads.with_label_values(&["rejected"]).inc(),
+                    Reload::Unchanged => {}
+                },
+            ))
+        }
         _ => None,
     };
     let watcher = match (watch, stores.policies) {

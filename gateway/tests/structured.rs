@@ -164,6 +164,17 @@ async fn ok_json(resp: reqwest::Response) -> Value {
     v
 }
 
+/// The value of the first sample of `name` carrying every label pair of `labels`.
+async fn sample(name: &str, labels: &[&str]) -> f64 {
+    common::metrics_text(server().addr)
+        .await
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|p| l.contains(p)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn item_format() -> Value {
     json!({"type": "json_schema", "json_schema": {"name": "item", "strict": true, "schema": item_schema()}})
 }
@@ -273,6 +284,13 @@ async fn failures_are_reported_never_passed_off_as_success() {
         assert!(text.contains("not JSON"), "{text}");
     }
 
+    let invalid = sample(
+        "gatehouse_structured_output_total",
+        &["format=\"json_object\"", "result=\"invalid\""],
+    )
+    .await;
+    assert!(invalid >= 2.0, "both prose answers are counted: {invalid}");
+
     // A schema that is not one.
     let resp = post(json!({
         "model": "smollm2-135m",
@@ -333,6 +351,12 @@ async fn template_errors_are_clear() {
 
     let resp = post(json!({"model": "template:nope"})).await;
     assert_eq!(resp.status(), 404);
+    let missing = sample(
+        "gatehouse_template_renders_total",
+        &["template=\"nope\"", "result=\"not_found\""],
+    )
+    .await;
+    assert_eq!(missing, 1.0);
     let e: Value = resp.json().await.unwrap();
     assert_eq!(e["error"]["code"], "template_not_found");
 

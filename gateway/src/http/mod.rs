@@ -70,11 +70,11 @@ impl AppState {
             metrics.policy.set_version(&store.current().version);
         }
         let domain = ServiceBuilder::new()
-            .layer(TemplateLayer::new(templates.clone()))
+            .layer(TemplateLayer::new(templates.clone(), metrics.clone()))
             .layer(PolicyResolveLayer::new(policies.clone()))
             .layer(InputGuardLayer::new(metrics.clone()))
             .layer(ToolLayer::new(server_tools, metrics.clone()))
-            .layer(StructuredOutputLayer)
+            .layer(StructuredOutputLayer::new(metrics.clone()))
             .layer(OutputGuardLayer::new(metrics.clone()))
             .service(DomainRouter::new(models.clone(), metrics.clone()));
         Arc::new(Self {

@@ -10,18 +10,31 @@ use std::task::{Context, Poll};
 use futures::future::{BoxFuture, FutureExt};
 use futures::{Stream, StreamExt};
 
-use crate::domain::{ChatEvent, ChatRequest, ChatStream, Constraint, FinishReason};
+use crate::domain::{ChatEvent, ChatRequest, ChatStream, Constraint, FinishReason, ResponseFormat};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Layer of [`StructuredOutput`].
-#[derive(Clone, Default)]
-pub struct StructuredOutputLayer;
+#[derive(Clone)]
+pub struct StructuredOutputLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl StructuredOutputLayer {
+    /// Counts valid and invalid answers in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> tower::Layer<S> for StructuredOutputLayer {
     type Service = StructuredOutput<S>;
 
     fn layer(&self, inner: S) -> StructuredOutput<S> {
-        StructuredOutput { inner }
+        StructuredOutput {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -29,6 +42,7 @@ impl<S> tower::Layer<S> for StructuredOutputLayer {
 #[derive(Clone)]
 pub struct StructuredOutput<S> {
     inner: S,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> tower::Service<ChatRequest> for StructuredOutput<S>
@@ -62,6 +76,11 @@ where
         if req.constraint.is_none() {
             req.constraint = Constraint::JsonSchema(schema);
         }
+        let format = match req.response_format {
+            ResponseFormat::JsonObject => "json_object",
+            _ => "json_schema",
+        };
+        let counter = self.metrics.shaping.structured.clone();
         let fut = self.inner.call(req);
         async move {
             let stream = fut.await?;
@@ -69,6 +88,10 @@ where
                 inner: Some(stream),
                 validator,
                 text: String::new(),
+                count: Box::new(move |valid| {
+                    let result = if valid { "valid" } else { "invalid" };
+                    counter.with_label_values(&[format, result]).inc();
+                }),
             }
             .boxed())
         }
@@ -105,6 +128,8 @@ struct Validated {
     inner: Option<ChatStream>,
     validator: Arc<jsonschema::Validator>,
     text: String,
+    /// Told whether the answer was valid.
+    count: Box<dyn Fn(bool) + Send>,
 }
 
 impl Stream for Validated {
@@ -125,15 +150,15 @@ impl Stream for Validated {
                 usage,
             }))) => {
                 this.inner = None;
-                Poll::Ready(Some(
-                    match check(&this.validator, &this.text, finish_reason) {
-                        Ok(_) => Ok(ChatEvent::Done {
-                            finish_reason,
-                            usage,
-                        }),
-                        Err(message) => Err(ApiError::StructuredOutput(message)),
-                    },
-                ))
+                let checked = check(&this.validator, &this.text, finish_reason);
+                (this.count)(checked.is_ok());
+                Poll::Ready(Some(match checked {
+                    Ok(_) => Ok(ChatEvent::Done {
+                        finish_reason,
+                        usage,
+                    }),
+                    Err(message) => Err(ApiError::StructuredOutput(message)),
+                }))
             }
             Poll::Ready(other) => {
                 if !matches!(other, Some(Ok(_))) {
@@ -183,6 +208,7 @@ mod tests {
             inner: Some(inner),
             validator: Arc::new(validator()),
             text: String::new(),
+            count: Box::new(|_| {}),
         }
         .map(|r| r.map_err(|e| e.body()["error"]["code"].as_str().unwrap().to_string()))
         .collect()

@@ -9,18 +9,20 @@ use futures::future::{BoxFuture, FutureExt};
 
 use crate::domain::{ChatRequest, ChatStream};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::prompts::{TemplateError, TemplateStore};
 
-/// Layer of [`TemplateRender`]; `None` when the config has no `prompts:`.
+/// Layer of [`TemplateRender`]; `store` is `None` when the config has no `prompts:`.
 #[derive(Clone)]
 pub struct TemplateLayer {
     store: Option<Arc<TemplateStore>>,
+    metrics: Arc<Metrics>,
 }
 
 impl TemplateLayer {
-    /// Renders from `store`.
-    pub fn new(store: Option<Arc<TemplateStore>>) -> Self {
-        Self { store }
+    /// Renders from `store`, counting renders in `metrics`.
+    pub fn new(store: Option<Arc<TemplateStore>>, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics }
     }
 }
 
@@ -31,6 +33,7 @@ impl<S> tower::Layer<S> for TemplateLayer {
         TemplateRender {
             inner,
             store: self.store.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -40,6 +43,7 @@ impl<S> tower::Layer<S> for TemplateLayer {
 pub struct TemplateRender<S> {
     inner: S,
     store: Option<Arc<TemplateStore>>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> TemplateRender<S> {
@@ -89,7 +93,24 @@ where
     }
 
     fn call(&mut self, mut req: ChatRequest) -> Self::Future {
-        if let Err(e) = self.prepare(&mut req) {
+        let asked = req.template.as_ref().map(|t| t.name.clone());
+        let outcome = self.prepare(&mut req);
+        if let Some(asked) = asked {
+            let result = match &outcome {
+                Ok(()) => "ok",
+                Err(TemplateError::NotFound(_)) => "not_found",
+                Err(TemplateError::Variables { .. }) => "invalid_variables",
+                Err(_) => "render_error",
+            };
+            // Rendered: name@version; otherwise the name as asked.
+            let label = req.trail.snapshot().template.unwrap_or(asked);
+            self.metrics
+                .shaping
+                .template_renders
+                .with_label_values(&[&label, result])
+                .inc();
+        }
+        if let Err(e) = outcome {
             return futures::future::ready(Err(ApiError::Template(e))).boxed();
         }
         self.inner.call(req).boxed()

@@ -371,6 +371,11 @@ impl Run {
             elapsed_ms = run.elapsed_ms,
             "server-side tool ran"
         );
+        self.metrics
+            .shaping
+            .tool_runs
+            .with_label_values(&[name, status])
+            .inc();
         req.trail.update(|t| t.tool_runs.push(run));
         req.messages.push(ChatMessage {
             role: Role::Assistant,
