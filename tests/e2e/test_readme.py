@@ -1,4 +1,5 @@
 """The README's curl and Python examples work as written (against a gateway on port 0)."""
+import json
 import re
 import subprocess
 import sys
@@ -27,3 +28,12 @@ def test_python_example(gateway):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+
+
+def test_template_example(gateway):
+    cmd = _block("sh", "template:soc-triage").replace("http://127.0.0.1:8080", gateway)
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(json.loads(out.stdout)["choices"][0]["message"]["content"])
+    assert answer["severity"] in ("info", "low", "medium", "high", "critical")
+    assert isinstance(answer["mitre_attack"], list)

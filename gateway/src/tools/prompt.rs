@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::{Constraint, ToolCall, ToolChoice, ToolDef};
+use crate::domain::{Constraint, ToolChoice, ToolDef};
 
 /// The text of a call, as the model is asked to write it: name first, then the arguments.
 pub fn call_text(name: &str, arguments: &Value) -> String {
@@ -109,15 +109,6 @@ pub fn parse_call(text: &str, tools: &[ToolDef]) -> Option<(String, Value)> {
 /// A fresh call id, OpenAI-style.
 pub fn call_id() -> String {
     format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24])
-}
-
-/// A [`ToolCall`] for `name` and `arguments`.
-pub fn tool_call(name: String, arguments: &Value) -> ToolCall {
-    ToolCall {
-        id: call_id(),
-        name,
-        arguments: arguments.to_string(),
-    }
 }
 
 #[cfg(test)]

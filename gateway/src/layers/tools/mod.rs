@@ -15,7 +15,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::domain::{
-    ChatEvent, ChatMessage, ChatRequest, ChatStream, FinishReason, ResponseFormat, Role,
+    ChatEvent, ChatMessage, ChatRequest, ChatStream, FinishReason, ResponseFormat, Role, ToolCall,
     ToolChoice, ToolDef, ToolRun, Usage,
 };
 use crate::error::ApiError;
@@ -163,10 +163,10 @@ impl Run {
             let (args_text, args) = self.check_arguments(&req, &name, args)?;
             let def = self.tools.iter().find(|t| t.name == name);
             if !def.is_some_and(|d| d.server) {
-                let call = prompt::tool_call(name, &args);
-                let call = crate::domain::ToolCall {
+                let call = ToolCall {
+                    id: prompt::call_id(),
+                    name,
                     arguments: args_text,
-                    ..call
                 };
                 let events = vec![
                     Ok(ChatEvent::ToolCall(call)),
