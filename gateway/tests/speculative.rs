@@ -161,6 +161,20 @@ async fn speculative_model_reports_usage_metrics_and_state() {
         chosen["choices"][0]["message"]["content"],
         plain["choices"][0]["message"]["content"]
     );
+
+    // A draft cannot decode under a grammar: structured output is refused up front.
+    let mut structured = ask("spec", false);
+    structured["response_format"] = json!({"type": "json_object"});
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&structured)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(message.contains("decodes speculatively"), "{e}");
 }
 
 /// The interface promised in config/selfdraft.yaml: the CLI prints the same text either way.

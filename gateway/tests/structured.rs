@@ -588,3 +588,16 @@ async fn server_side_tools_run_in_the_loop() {
     .await;
     assert_eq!(resp.status(), 400);
 }
+
+/// The SOC policy validates what the SOC template asks for: one schema, two copies (each
+/// directory is versioned and reloaded on its own), kept identical.
+#[test]
+fn the_soc_policy_and_template_share_one_schema() {
+    let repo = common::repo();
+    let policy = std::fs::read(repo.join("policies/schemas/soc-alert.json")).unwrap();
+    let template = std::fs::read(repo.join("prompts/schemas/soc-triage.json")).unwrap();
+    assert!(
+        policy == template,
+        "policies/schemas/soc-alert.json and prompts/schemas/soc-triage.json differ"
+    );
+}
