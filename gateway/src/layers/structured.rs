@@ -115,12 +115,20 @@ pub fn check(
         }
         Err(e) => return Err(format!("the answer is not JSON: {e}")),
     };
-    if let Some(e) = validator.iter_errors(&value).next() {
-        let at = e.instance_path().to_string();
-        let at = if at.is_empty() { "/".to_string() } else { at };
-        return Err(format!("the answer does not match the schema at {at}: {e}"));
+    if let Some(e) = schema_error(validator, &value) {
+        return Err(format!("the answer does not match the schema {e}"));
     }
     Ok(value)
+}
+
+/// The first way `value` fails `validator`, as `at /path: message`.
+pub fn schema_error(
+    validator: &jsonschema::Validator,
+    value: &serde_json::Value,
+) -> Option<String> {
+    let e = validator.iter_errors(value).next()?;
+    let at = e.instance_path().to_string();
+    Some(format!("at {}: {e}", if at.is_empty() { "/" } else { &at }))
 }
 
 /// Passes the answer through and checks it when it ends.

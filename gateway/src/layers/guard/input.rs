@@ -95,6 +95,32 @@ pub fn guard_input(policy: &Policy, req: &mut ChatRequest) -> (Vec<Decision>, Op
     (decisions, None)
 }
 
+/// Runs `stage`'s rules of the request's policy over one text outside the message list
+/// (tool arguments, tool results) and records the decisions: the text as it may go on
+/// (redacted), or the block.
+pub fn guard_text(
+    req: &ChatRequest,
+    metrics: &Metrics,
+    stage: Stage,
+    message: Option<usize>,
+    text: String,
+) -> Result<String, ApiError> {
+    let Some(policy) = req.guard.policy().cloned() else {
+        return Ok(text);
+    };
+    let redactor = req.guard.redactor();
+    let ev = {
+        let mut r = redactor.lock().unwrap_or_else(|e| e.into_inner());
+        evaluate(&policy, stage, message, &text, &mut r)
+    };
+    metrics.policy.record(&ev.decisions);
+    req.guard.record(ev.decisions);
+    match ev.blocked {
+        Some(b) => Err(ApiError::PolicyViolation(Box::new(b))),
+        None => Ok(ev.redacted),
+    }
+}
+
 /// One `limits` rule. `max_output_tokens` caps `max_tokens`: a request asking for more is
 /// refused under `block` and capped otherwise; a request that doesn't say is capped.
 fn check_limits(

@@ -7,6 +7,6 @@ mod input;
 mod output;
 mod resolve;
 
-pub use input::{guard_input, InputGuard, InputGuardLayer};
+pub use input::{guard_input, guard_text, InputGuard, InputGuardLayer};
 pub use output::{GuardedStream, OutputGuard, OutputGuardLayer};
 pub use resolve::{PolicyResolve, PolicyResolveLayer};

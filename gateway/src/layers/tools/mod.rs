@@ -19,8 +19,9 @@ use crate::domain::{
     ToolChoice, ToolDef, ToolRun, Usage,
 };
 use crate::error::ApiError;
+use crate::layers::guard::guard_text;
+use crate::layers::structured::schema_error;
 use crate::metrics::Metrics;
-use crate::policy::evaluate::evaluate;
 use crate::policy::Stage;
 use crate::tools::prompt::{self, call_text, parse_call, result_text};
 use crate::tools::{ServerTools, ToolError};
@@ -285,33 +286,24 @@ impl Run {
             .ok_or_else(|| invalid(format!("`{name}` is not a declared tool")))?;
         let validator = jsonschema::validator_for(&def.parameters)
             .map_err(|e| invalid(format!("the schema of `{name}` does not compile: {e}")))?;
-        if let Some(e) = validator.iter_errors(&args).next() {
-            let at = e.instance_path().to_string();
+        if let Some(e) = schema_error(&validator, &args) {
             return Err(invalid(format!(
-                "arguments of `{name}` do not match its schema at {}: {e}",
-                if at.is_empty() { "/" } else { &at }
+                "arguments of `{name}` do not match its schema {e}"
             )));
         }
-        let text = args.to_string();
-        let Some(policy) = req.guard.policy().cloned() else {
-            return Ok((text, args));
-        };
-        let redactor = req.guard.redactor();
-        let ev = {
-            let mut r = redactor.lock().unwrap_or_else(|e| e.into_inner());
-            evaluate(&policy, Stage::ToolArguments, None, &text, &mut r)
-        };
-        self.metrics.policy.record(&ev.decisions);
-        req.guard.record(ev.decisions);
-        if let Some(b) = ev.blocked {
-            return Err(ApiError::PolicyViolation(Box::new(b)));
-        }
-        let args = serde_json::from_str(&ev.redacted).map_err(|e| {
+        let text = guard_text(
+            req,
+            &self.metrics,
+            Stage::ToolArguments,
+            None,
+            args.to_string(),
+        )?;
+        let args = serde_json::from_str(&text).map_err(|e| {
             invalid(format!(
                 "redacting the arguments of `{name}` left them invalid JSON: {e}"
             ))
         })?;
-        Ok((ev.redacted, args))
+        Ok((text, args))
     }
 
     /// Runs a server-side tool and appends the call and its result (through the input
@@ -342,21 +334,14 @@ impl Run {
                 ),
             };
         let call_id = prompt::call_id();
-        let mut message = result_text(name, &call_id, &result);
-        if let Some(policy) = req.guard.policy().cloned() {
-            let redactor = req.guard.redactor();
-            let ev = {
-                let mut r = redactor.lock().unwrap_or_else(|e| e.into_inner());
-                let index = req.messages.len() + 1;
-                evaluate(&policy, Stage::Input, Some(index), &message, &mut r)
-            };
-            self.metrics.policy.record(&ev.decisions);
-            req.guard.record(ev.decisions);
-            if let Some(b) = ev.blocked {
-                return Err(ApiError::PolicyViolation(Box::new(b)));
-            }
-            message = ev.redacted;
-        }
+        let index = req.messages.len() + 1;
+        let message = guard_text(
+            req,
+            &self.metrics,
+            Stage::Input,
+            Some(index),
+            result_text(name, &call_id, &result),
+        )?;
         let run = ToolRun {
             name: name.to_string(),
             call_id,
