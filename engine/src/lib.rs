@@ -1,12 +1,14 @@
 //! Gatehouse's engine: GGUF models loaded in-process through mistral.rs, generation streams
 //! with cancellation, stop sequences, seeded sampling and speculative decoding. No HTTP.
 
+mod embed;
 mod model;
 mod sampler;
 mod speculative;
 mod stop;
 mod types;
 
+pub use embed::{check_pipeline, Embedder, EmbeddingSpec, Embeddings};
 pub use model::{Generation, LocalModel, ModelSpec};
 pub use sampler::{distribution, SeededSampler};
 pub use speculative::{

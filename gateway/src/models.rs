@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::backends::embedding::EmbeddingBackend;
 use crate::backends::local::LocalBackend;
 use crate::backends::remote::RemoteBackend;
 use crate::backends::Backend;
@@ -65,7 +66,9 @@ impl ModelRegistry {
             .iter()
             .map(|m| {
                 let state = match &m.backend {
-                    BackendConfig::Local(_) => ModelState::Loading,
+                    BackendConfig::Local(_) | BackendConfig::LocalEmbedding(_) => {
+                        ModelState::Loading
+                    }
                     BackendConfig::Remote(r) => match RemoteBackend::new(r.clone()) {
                         Ok(b) => ModelState::Ready(Arc::new(Backend::Remote(b))),
                         Err(e) => ModelState::Failed(e.to_string()),
@@ -102,10 +105,10 @@ impl ModelRegistry {
             .all(|s| matches!(s.state(), ModelState::Ready(_)))
     }
 
-    /// Loads the local models one after another (they compete for the same cores).
+    /// Loads the in-process models one after another (they compete for the same cores).
     pub async fn load_local(&self, on_progress: impl Fn(&str, &ModelState)) {
         for slot in &self.slots {
-            if !matches!(slot.config.backend, BackendConfig::Local(_)) {
+            if matches!(slot.config.backend, BackendConfig::Remote(_)) {
                 continue;
             }
             let state = match load_backend(&slot.config).await {
@@ -133,6 +136,18 @@ pub async fn load_backend(config: &ModelConfig) -> Result<Backend, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(Backend::Local(LocalBackend::new(Arc::new(model))))
+        }
+        BackendConfig::LocalEmbedding(e) => {
+            let spec = engine::EmbeddingSpec {
+                id: config.id.clone(),
+                dir: e.dir.clone(),
+                max_tokens: e.max_input_tokens,
+            };
+            let model = tokio::task::spawn_blocking(move || engine::Embedder::load(&spec))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Ok(Backend::Embedding(EmbeddingBackend::new(Arc::new(model))))
         }
         BackendConfig::Remote(r) => RemoteBackend::new(r.clone())
             .map(Backend::Remote)

@@ -1,5 +1,6 @@
 //! Backends that generate answers: in-process mistral.rs models and remote upstreams.
 
+pub mod embedding;
 pub mod local;
 pub mod remote;
 pub mod sse;
@@ -31,6 +32,9 @@ pub enum BackendError {
     /// The upstream's answer could not be understood.
     #[error("upstream sent an invalid response: {0}")]
     Protocol(String),
+    /// The model does not do what the route asks (chat on an embedding model, or the reverse).
+    #[error("{0}")]
+    WrongKind(String),
 }
 
 impl BackendError {
@@ -70,6 +74,11 @@ impl BackendError {
                 "server_error",
                 "upstream_protocol_error",
             ),
+            BackendError::WrongKind(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "wrong_model_kind",
+            ),
         }
     }
 }
@@ -80,6 +89,8 @@ pub enum Backend {
     Local(local::LocalBackend),
     /// OpenAI-compatible upstream.
     Remote(remote::RemoteBackend),
+    /// In-process sentence-embedding model.
+    Embedding(embedding::EmbeddingBackend),
 }
 
 impl Backend {
@@ -88,6 +99,10 @@ impl Backend {
         match self {
             Backend::Local(b) => b.chat(req),
             Backend::Remote(b) => b.chat(req).await,
+            Backend::Embedding(b) => Err(BackendError::WrongKind(format!(
+                "the model `{}` is an embedding model: use POST /v1/embeddings",
+                b.model().id()
+            ))),
         }
     }
 }

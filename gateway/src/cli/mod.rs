@@ -193,6 +193,9 @@ fn describe(m: &crate::config::ModelConfig) -> String {
             }
             s
         }
+        BackendConfig::LocalEmbedding(e) => {
+            format!("{}\tlocal\t{}\tembedding", m.id, e.dir.display())
+        }
         BackendConfig::Remote(r) => {
             format!("{}\tremote\t{}\t{}", m.id, r.base_url, r.upstream_model)
         }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use locate::Segment;
-use raw::{RawBackend, RawConfig, RawDtype, RawModel, RawSpeculative, RawTools, RawWatchedDir};
+use raw::{
+    RawBackend, RawConfig, RawDtype, RawKind, RawModel, RawSpeculative, RawTools, RawWatchedDir,
+};
 
 /// A configuration error; `Display` gives `file:line: key: message`.
 #[derive(Debug, thiserror::Error)]
@@ -136,8 +138,19 @@ pub struct ModelConfig {
 pub enum BackendConfig {
     /// In-process mistral.rs.
     Local(LocalModelConfig),
+    /// An in-process sentence-embedding model (`kind: embedding`).
+    LocalEmbedding(LocalEmbeddingConfig),
     /// An OpenAI-compatible upstream.
     Remote(RemoteModelConfig),
+}
+
+/// A sentence-transformers directory loaded in-process.
+#[derive(Debug, Clone)]
+pub struct LocalEmbeddingConfig {
+    /// config.json, model.safetensors, tokenizer.json.
+    pub dir: PathBuf,
+    /// Longest input in tokens; longer inputs are truncated.
+    pub max_input_tokens: usize,
 }
 
 /// A GGUF file loaded in-process.
@@ -419,17 +432,63 @@ fn validate_model(
     }
     let not_for = |present: bool, k: &str, backend: &str| -> Result<(), Invalid> {
         if present {
-            Err((key(at, k), format!("not allowed for backend {backend}")))
+            Err((key(at, k), format!("not allowed for {backend}")))
         } else {
             Ok(())
         }
     };
+    let kind = m.kind.unwrap_or(RawKind::Chat);
+    if kind == RawKind::Chat {
+        not_for(m.max_input_tokens.is_some(), "max_input_tokens", "kind chat")?;
+    }
     let backend = match m.backend {
+        RawBackend::Local if kind == RawKind::Embedding => {
+            for (present, k) in [
+                (m.dtype.is_some(), "dtype"),
+                (m.draft.is_some(), "draft"),
+                (m.gamma.is_some(), "gamma"),
+                (m.speculative.is_some(), "speculative"),
+            ] {
+                not_for(present, k, "kind embedding")?;
+            }
+            let path = m
+                .path
+                .ok_or_else(|| (key(at, "path"), "required for backend local".into()))?;
+            let dir = base.join(&path);
+            for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+                if !dir.join(f).is_file() {
+                    return Err((
+                        key(at, "path"),
+                        format!(
+                            "{} has no {f} (a sentence-transformers directory); run scripts/fetch-models",
+                            dir.display()
+                        ),
+                    ));
+                }
+            }
+            let max_input_tokens = m.max_input_tokens.unwrap_or(256);
+            if !(2..=512).contains(&max_input_tokens) {
+                return Err((
+                    key(at, "max_input_tokens"),
+                    "must be between 2 and 512".into(),
+                ));
+            }
+            BackendConfig::LocalEmbedding(LocalEmbeddingConfig {
+                dir,
+                max_input_tokens,
+            })
+        }
+        RawBackend::Remote if kind == RawKind::Embedding => {
+            return Err((
+                key(at, "kind"),
+                "embedding models are served in-process (backend local)".into(),
+            ))
+        }
         RawBackend::Local => {
-            not_for(m.base_url.is_some(), "base_url", "local")?;
-            not_for(m.upstream_model.is_some(), "upstream_model", "local")?;
-            not_for(m.api_key_env.is_some(), "api_key_env", "local")?;
-            not_for(m.timeout_secs.is_some(), "timeout_secs", "local")?;
+            not_for(m.base_url.is_some(), "base_url", "backend local")?;
+            not_for(m.upstream_model.is_some(), "upstream_model", "backend local")?;
+            not_for(m.api_key_env.is_some(), "api_key_env", "backend local")?;
+            not_for(m.timeout_secs.is_some(), "timeout_secs", "backend local")?;
             let path = m
                 .path
                 .ok_or_else(|| (key(at, "path"), "required for backend local".into()))?;
@@ -444,11 +503,11 @@ fn validate_model(
             BackendConfig::Local(LocalModelConfig { path, dtype, draft })
         }
         RawBackend::Remote => {
-            not_for(m.path.is_some(), "path", "remote")?;
-            not_for(m.dtype.is_some(), "dtype", "remote")?;
-            not_for(m.draft.is_some(), "draft", "remote")?;
-            not_for(m.gamma.is_some(), "gamma", "remote")?;
-            not_for(m.speculative.is_some(), "speculative", "remote")?;
+            not_for(m.path.is_some(), "path", "backend remote")?;
+            not_for(m.dtype.is_some(), "dtype", "backend remote")?;
+            not_for(m.draft.is_some(), "draft", "backend remote")?;
+            not_for(m.gamma.is_some(), "gamma", "backend remote")?;
+            not_for(m.speculative.is_some(), "speculative", "backend remote")?;
             let url = m
                 .base_url
                 .ok_or_else(|| (key(at, "base_url"), "required for backend remote".into()))?;
@@ -480,7 +539,9 @@ fn validate_model(
         }
     };
     let local = matches!(backend, BackendConfig::Local(_));
-    let max_concurrent = m.max_concurrent.unwrap_or(if local { 1 } else { 64 });
+    // In-process models share the machine's cores: one at a time unless told otherwise.
+    let in_process = local || matches!(backend, BackendConfig::LocalEmbedding(_));
+    let max_concurrent = m.max_concurrent.unwrap_or(if in_process { 1 } else { 64 });
     if max_concurrent == 0 {
         return Err((key(at, "max_concurrent"), "must be greater than 0".into()));
     }

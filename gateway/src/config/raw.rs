@@ -76,6 +76,14 @@ pub enum RawDtype {
     Auto,
 }
 
+/// What a model does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawKind {
+    Chat,
+    Embedding,
+}
+
 /// When a model with a draft uses it.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +99,7 @@ pub enum RawSpeculative {
 pub struct RawModel {
     pub id: String,
     pub backend: RawBackend,
+    pub kind: Option<RawKind>,
     pub max_concurrent: Option<usize>,
     pub max_queue: Option<usize>,
     // local
@@ -99,6 +108,8 @@ pub struct RawModel {
     pub draft: Option<String>,
     pub gamma: Option<usize>,
     pub speculative: Option<RawSpeculative>,
+    // local embedding
+    pub max_input_tokens: Option<usize>,
     // remote
     pub base_url: Option<String>,
     pub upstream_model: Option<String>,

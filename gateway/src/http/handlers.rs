@@ -192,11 +192,13 @@ pub async fn list_models(State(state): State<Arc<AppState>>) -> Json<serde_json:
         .all()
         .iter()
         .map(|s| {
-            let backend = match &s.config.backend {
-                crate::config::BackendConfig::Local(_) => "local",
-                crate::config::BackendConfig::Remote(_) => "remote",
+            let (backend, kind) = match &s.config.backend {
+                crate::config::BackendConfig::Local(_) => ("local", "chat"),
+                crate::config::BackendConfig::LocalEmbedding(_) => ("local", "embedding"),
+                crate::config::BackendConfig::Remote(_) => ("remote", "chat"),
             };
-            let mut gatehouse = json!({ "backend": backend, "state": s.state().label() });
+            let mut gatehouse =
+                json!({ "backend": backend, "kind": kind, "state": s.state().label() });
             if let ModelState::Ready(b) = s.state() {
                 if let Backend::Local(local) = b.as_ref() {
                     if let Some(info) = local.model().speculative() {

@@ -1,0 +1,314 @@
+//! Sentence embeddings with a BERT encoder (all-MiniLM-L6-v2) written on candle, the candle
+//! mistral.rs 0.8.1 builds on: token, position and segment embeddings, post-LayerNorm
+//! encoder layers, mean pooling over the attention mask, L2 normalisation. That is
+//! sentence-transformers' `Transformer → Pooling(mean) → Normalize` pipeline, and
+//! `engine/tests/embed.rs` checks the vectors against ones it computed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use serde::Deserialize;
+use tokenizers::Tokenizer;
+
+use crate::EngineError;
+
+/// What to load: a sentence-transformers directory (config.json, model.safetensors,
+/// tokenizer.json).
+#[derive(Debug, Clone)]
+pub struct EmbeddingSpec {
+    /// Model id (API, metrics).
+    pub id: String,
+    /// The directory.
+    pub dir: PathBuf,
+    /// Longest input in tokens; longer inputs are truncated (sentence-transformers'
+    /// `max_seq_length`, 256 for MiniLM).
+    pub max_tokens: usize,
+}
+
+/// The vectors of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// One unit-length vector per input, in order.
+    pub vectors: Vec<Vec<f32>>,
+    /// Tokens read, `[CLS]` and `[SEP]` included, after truncation.
+    pub tokens: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct BertConfig {
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    max_position_embeddings: usize,
+    type_vocab_size: usize,
+    layer_norm_eps: f64,
+    #[serde(default = "gelu")]
+    hidden_act: String,
+}
+
+fn gelu() -> String {
+    "gelu".into()
+}
+
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+}
+
+/// A loaded embedding model.
+pub struct Embedder {
+    id: String,
+    tokenizer: Tokenizer,
+    word: Embedding,
+    position: Embedding,
+    segment: Embedding,
+    norm: LayerNorm,
+    layers: Vec<Layer>,
+    heads: usize,
+    hidden: usize,
+    max_tokens: usize,
+    device: Device,
+}
+
+fn load_err(dir: &Path, reason: impl std::fmt::Display) -> EngineError {
+    EngineError::Load {
+        path: dir.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn model_err(e: candle_core::Error) -> EngineError {
+    EngineError::Model(e.to_string())
+}
+
+impl Embedder {
+    /// Loads the model on the CPU (the encoder is small; generation keeps the GPU).
+    pub fn load(spec: &EmbeddingSpec) -> Result<Self, EngineError> {
+        let dir = &spec.dir;
+        check_pipeline(dir)?;
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f)).map_err(|e| load_err(dir, format!("{f}: {e}")))
+        };
+        let cfg: BertConfig = serde_json::from_str(&read("config.json")?)
+            .map_err(|e| load_err(dir, format!("config.json: {e}")))?;
+        if cfg.hidden_act != "gelu" {
+            return Err(load_err(
+                dir,
+                format!("hidden_act `{}` is not supported (gelu)", cfg.hidden_act),
+            ));
+        }
+        if cfg.hidden_size % cfg.num_attention_heads != 0 {
+            return Err(load_err(dir, "hidden_size is not a multiple of the heads"));
+        }
+        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
+            .map_err(|e| load_err(dir, format!("tokenizer.json: {e}")))?;
+        let max_tokens = spec.max_tokens.min(cfg.max_position_embeddings).max(2);
+        tokenizer
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: max_tokens,
+                ..Default::default()
+            }))
+            .map_err(|e| load_err(dir, format!("tokenizer.json: {e}")))?;
+        // Batches are padded here, to their own longest input.
+        tokenizer.with_padding(None);
+        let device = Device::Cpu;
+        let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
+            .map_err(|e| load_err(dir, format!("model.safetensors: {e}")))?;
+        let vb = VarBuilder::from_tensors(weights, DType::F32, &device);
+        let build = || -> candle_core::Result<_> {
+            let h = cfg.hidden_size;
+            let e = vb.pp("embeddings");
+            let ln = |vb: VarBuilder| candle_nn::layer_norm(h, cfg.layer_norm_eps, vb);
+            let word = candle_nn::embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?;
+            let position =
+                candle_nn::embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?;
+            let segment =
+                candle_nn::embedding(cfg.type_vocab_size, h, e.pp("token_type_embeddings"))?;
+            let norm = ln(e.pp("LayerNorm"))?;
+            let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+            for i in 0..cfg.num_hidden_layers {
+                let l = vb.pp(format!("encoder.layer.{i}"));
+                let a = l.pp("attention");
+                layers.push(Layer {
+                    query: candle_nn::linear(h, h, a.pp("self.query"))?,
+                    key: candle_nn::linear(h, h, a.pp("self.key"))?,
+                    value: candle_nn::linear(h, h, a.pp("self.value"))?,
+                    attn_out: candle_nn::linear(h, h, a.pp("output.dense"))?,
+                    attn_norm: ln(a.pp("output.LayerNorm"))?,
+                    intermediate: candle_nn::linear(
+                        h,
+                        cfg.intermediate_size,
+                        l.pp("intermediate.dense"),
+                    )?,
+                    output: candle_nn::linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
+                    out_norm: ln(l.pp("output.LayerNorm"))?,
+                });
+            }
+            Ok((word, position, segment, norm, layers))
+        };
+        let (word, position, segment, norm, layers) =
+            build().map_err(|e| load_err(dir, format!("model.safetensors: {e}")))?;
+        Ok(Self {
+            id: spec.id.clone(),
+            tokenizer,
+            word,
+            position,
+            segment,
+            norm,
+            layers,
+            heads: cfg.num_attention_heads,
+            hidden: cfg.hidden_size,
+            max_tokens,
+            device,
+        })
+    }
+
+    /// Model id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Vector length.
+    pub fn dim(&self) -> usize {
+        self.hidden
+    }
+
+    /// Longest input in tokens; longer ones are truncated.
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// Tokens of `text` as the model reads it (`[CLS]`, `[SEP]`, truncation included).
+    pub fn count_tokens(&self, text: &str) -> Result<usize, EngineError> {
+        self.tokenizer
+            .encode(text, true)
+            .map(|e| e.get_ids().len())
+            .map_err(|e| EngineError::Validation(format!("cannot tokenize: {e}")))
+    }
+
+    /// Embeds `texts` as one batch (blocking: call from a blocking thread).
+    pub fn embed(&self, texts: &[&str]) -> Result<Embeddings, EngineError> {
+        if texts.is_empty() {
+            return Ok(Embeddings {
+                vectors: Vec::new(),
+                tokens: 0,
+            });
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| EngineError::Validation(format!("cannot tokenize: {e}")))?;
+        let len = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let tokens = encodings.iter().map(|e| e.get_ids().len()).sum();
+        let mut ids = Vec::with_capacity(texts.len() * len);
+        let mut mask = Vec::with_capacity(texts.len() * len);
+        for e in &encodings {
+            let n = e.get_ids().len();
+            ids.extend_from_slice(e.get_ids());
+            ids.extend(std::iter::repeat_n(0, len - n));
+            mask.extend(std::iter::repeat_n(1f32, n));
+            mask.extend(std::iter::repeat_n(0f32, len - n));
+        }
+        let vectors = self
+            .forward(&ids, &mask, texts.len(), len)
+            .map_err(model_err)?;
+        Ok(Embeddings { vectors, tokens })
+    }
+
+    fn forward(
+        &self,
+        ids: &[u32],
+        mask: &[f32],
+        batch: usize,
+        len: usize,
+    ) -> candle_core::Result<Vec<Vec<f32>>> {
+        let dev = &self.device;
+        let ids = Tensor::from_slice(ids, (batch, len), dev)?;
+        let positions = Tensor::arange(0u32, len as u32, dev)?.unsqueeze(0)?;
+        let segments = ids.zeros_like()?;
+        let x = self
+            .word
+            .forward(&ids)?
+            .broadcast_add(&self.position.forward(&positions)?)?
+            .add(&self.segment.forward(&segments)?)?;
+        let mut x = self.norm.forward(&x)?;
+        let mask = Tensor::from_slice(mask, (batch, len), dev)?;
+        // Padding gets -inf-like scores, so real tokens never attend to it.
+        let bias = ((mask.ones_like()? - &mask)? * -1e9f64)?
+            .reshape((batch, 1, 1, len))?;
+        let head_dim = self.hidden / self.heads;
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((batch, len, self.heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        for l in &self.layers {
+            let q = split(l.query.forward(&x)?)?;
+            let k = split(l.key.forward(&x)?)?;
+            let v = split(l.value.forward(&x)?)?;
+            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
+            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+            let ctx = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((batch, len, self.hidden))?;
+            let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
+            // BERT's GELU is the erf form.
+            let ff = l.intermediate.forward(&attn)?.gelu_erf()?;
+            x = l.out_norm.forward(&(l.output.forward(&ff)? + &attn)?)?;
+        }
+        // Mean over real tokens, then unit length.
+        let m = mask.unsqueeze(2)?;
+        let summed = x.broadcast_mul(&m)?.sum(1)?;
+        let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        mean.broadcast_div(&norm)?.to_vec2::<f32>()
+    }
+}
+
+/// An entry of sentence-transformers' `modules.json`.
+#[derive(Debug, Deserialize)]
+struct StModule {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Checks `modules.json` when present: the pooling must be mean pooling and the output
+/// normalised, or the vectors would not match what the model was trained for.
+pub fn check_pipeline(dir: &Path) -> Result<(), EngineError> {
+    let Ok(text) = std::fs::read_to_string(dir.join("modules.json")) else {
+        return Ok(());
+    };
+    let modules: Vec<StModule> =
+        serde_json::from_str(&text).map_err(|e| load_err(dir, format!("modules.json: {e}")))?;
+    let kinds: Vec<&str> = modules
+        .iter()
+        .map(|m| m.kind.rsplit('.').next().unwrap_or(""))
+        .collect();
+    if kinds != ["Transformer", "Pooling", "Normalize"] {
+        return Err(load_err(
+            dir,
+            format!("modules.json: pipeline {kinds:?} is not Transformer, Pooling, Normalize"),
+        ));
+    }
+    let pooling: HashMap<String, serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("1_Pooling/config.json")).unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    if pooling.get("pooling_mode_mean_tokens") != Some(&serde_json::Value::Bool(true)) {
+        return Err(load_err(dir, "1_Pooling/config.json: only mean pooling is supported"));
+    }
+    Ok(())
+}
