@@ -208,7 +208,11 @@ impl Embedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EngineError::Validation(format!("cannot tokenize: {e}")))?;
-        let len = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let len = encodings
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0);
         let tokens = encodings.iter().map(|e| e.get_ids().len()).sum();
         let mut ids = Vec::with_capacity(texts.len() * len);
         let mut mask = Vec::with_capacity(texts.len() * len);
@@ -244,8 +248,7 @@ impl Embedder {
         let mut x = self.norm.forward(&x)?;
         let mask = Tensor::from_slice(mask, (batch, len), dev)?;
         // Padding gets -inf-like scores, so real tokens never attend to it.
-        let bias = ((mask.ones_like()? - &mask)? * -1e9f64)?
-            .reshape((batch, 1, 1, len))?;
+        let bias = ((mask.ones_like()? - &mask)? * -1e9f64)?.reshape((batch, 1, 1, len))?;
         let head_dim = self.hidden / self.heads;
         let scale = 1.0 / (head_dim as f64).sqrt();
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
@@ -273,7 +276,11 @@ impl Embedder {
         let summed = x.broadcast_mul(&m)?.sum(1)?;
         let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
         let mean = summed.broadcast_div(&counts)?;
-        let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let norm = mean
+            .sqr()?
+            .sum_keepdim(D::Minus1)?
+            .sqrt()?
+            .clamp(1e-12, f64::MAX)?;
         mean.broadcast_div(&norm)?.to_vec2::<f32>()
     }
 }
@@ -308,7 +315,10 @@ pub fn check_pipeline(dir: &Path) -> Result<(), EngineError> {
     )
     .unwrap_or_default();
     if pooling.get("pooling_mode_mean_tokens") != Some(&serde_json::Value::Bool(true)) {
-        return Err(load_err(dir, "1_Pooling/config.json: only mean pooling is supported"));
+        return Err(load_err(
+            dir,
+            "1_Pooling/config.json: only mean pooling is supported",
+        ));
     }
     Ok(())
 }

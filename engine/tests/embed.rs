@@ -35,7 +35,10 @@ fn reference() -> Reference {
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -50,7 +53,10 @@ fn vectors_match_sentence_transformers() {
     for (i, text) in texts.iter().enumerate() {
         let single = e.embed(&[text]).unwrap();
         assert_eq!(single.tokens, r.token_counts[i], "{text:?}");
-        for (got, how) in [(&batch.vectors[i], "batched"), (&single.vectors[0], "alone")] {
+        for (got, how) in [
+            (&batch.vectors[i], "batched"),
+            (&single.vectors[0], "alone"),
+        ] {
             let d = max_diff(got, &r.embeddings[i]);
             assert!(d < 1e-5, "sentence {i} {how}: max abs difference {d}");
             let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();

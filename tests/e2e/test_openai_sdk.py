@@ -49,3 +49,17 @@ def test_unknown_model_raises_not_found(client):
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     assert e.value.code == "model_not_found"
+
+
+def test_embeddings(client):
+    r = client.embeddings.create(
+        model="all-minilm-l6-v2",
+        input=["How do I reset my password?", "I forgot my password.", "Flour and sugar."],
+    )
+    vecs = [d.embedding for d in r.data]
+    assert [d.index for d in r.data] == [0, 1, 2]
+    assert all(len(v) == 384 for v in vecs)
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert abs(dot(vecs[0], vecs[0]) - 1) < 1e-4
+    assert dot(vecs[0], vecs[1]) > dot(vecs[0], vecs[2])
+    assert r.usage.prompt_tokens == r.usage.total_tokens > 0

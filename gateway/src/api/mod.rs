@@ -1,5 +1,6 @@
 //! The OpenAI-compatible wire format: types, parsing and response rendering.
 
+pub mod embeddings;
 pub mod format;
 pub mod openai;
 pub mod parse;

@@ -439,7 +439,11 @@ fn validate_model(
     };
     let kind = m.kind.unwrap_or(RawKind::Chat);
     if kind == RawKind::Chat {
-        not_for(m.max_input_tokens.is_some(), "max_input_tokens", "kind chat")?;
+        not_for(
+            m.max_input_tokens.is_some(),
+            "max_input_tokens",
+            "kind chat",
+        )?;
     }
     let backend = match m.backend {
         RawBackend::Local if kind == RawKind::Embedding => {
@@ -486,7 +490,11 @@ fn validate_model(
         }
         RawBackend::Local => {
             not_for(m.base_url.is_some(), "base_url", "backend local")?;
-            not_for(m.upstream_model.is_some(), "upstream_model", "backend local")?;
+            not_for(
+                m.upstream_model.is_some(),
+                "upstream_model",
+                "backend local",
+            )?;
             not_for(m.api_key_env.is_some(), "api_key_env", "backend local")?;
             not_for(m.timeout_secs.is_some(), "timeout_secs", "backend local")?;
             let path = m

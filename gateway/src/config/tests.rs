@@ -232,3 +232,40 @@ fn policies_and_admin_token_are_checked() {
     let c = parse(&src, &[("GH_ADMIN", "t0ken")]).unwrap();
     assert_eq!(c.server.admin_token.as_deref(), Some("t0ken"));
 }
+
+#[test]
+fn embedding_models_are_local_directories_without_chat_keys() {
+    let model = |extra: &str, backend: &str, path: &str| {
+        format!("models:\n  - id: e\n    backend: {backend}\n    kind: embedding\n    path: {path}\n{extra}")
+    };
+    let err = |src: String| parse(&src, &[]).unwrap_err().to_string();
+    let e = err(model("", "local", "/nonexistent/minilm"));
+    assert!(
+        e.contains("models[0].path: /nonexistent/minilm has no config.json"),
+        "{e}"
+    );
+    let e = err(model("    dtype: f16\n", "local", "/x"));
+    assert!(
+        e.contains("models[0].dtype: not allowed for kind embedding"),
+        "{e}"
+    );
+    let e = err(
+        "models:\n  - id: e\n    backend: remote\n    kind: embedding\n    base_url: http://h/v1\n"
+            .to_string(),
+    );
+    assert!(
+        e.contains("models[0].kind: embedding models are served in-process"),
+        "{e}"
+    );
+    let e = err(REMOTE.replace("    base_url", "    max_input_tokens: 9\n    base_url"));
+    assert!(
+        e.contains("max_input_tokens: not allowed for kind chat"),
+        "{e}"
+    );
+    let dir = crate_dir().join("../models/all-minilm-l6-v2");
+    let c = parse(&model("", "local", &dir.display().to_string()), &[]).unwrap();
+    let BackendConfig::LocalEmbedding(l) = &c.models[0].backend else {
+        panic!("embedding expected")
+    };
+    assert_eq!((l.max_input_tokens, c.models[0].max_concurrent), (256, 1));
+}

@@ -24,7 +24,7 @@ use crate::models::ModelState;
 use crate::policy::Action;
 
 /// Reads the body up to the configured limit: 413 past it, by header or by counting.
-async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+pub(super) async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -1,6 +1,7 @@
 //! The HTTP stack: transport concerns around the domain service (DESIGN.md, request flow).
 
 mod admin;
+mod embeddings;
 mod handlers;
 mod middleware;
 mod templates;
@@ -95,6 +96,7 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     axum::Router::new()
         .route("/v1/chat/completions", post(handlers::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/policies", get(admin::list_policies))
         .route("/v1/templates", get(templates::list_templates))
