@@ -107,7 +107,7 @@ impl Embedder {
                 format!("hidden_act `{}` is not supported (gelu)", cfg.hidden_act),
             ));
         }
-        if cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads) {
             return Err(load_err(dir, "hidden_size is not a multiple of the heads"));
         }
         let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
