@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod models;
 pub mod policy;
 pub mod prompts;
+pub mod rag;
 pub mod reload;
 pub mod server;
 pub mod tools;
