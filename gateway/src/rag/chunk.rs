@@ -53,8 +53,8 @@ struct Section {
     paragraphs: Vec<String>,
 }
 
-/// Markdown (or plain text, which is Markdown without headings) into sections.
-fn sections(markdown: &str) -> Vec<Section> {
+/// Markdown into sections; with `headings` off (plain text) a `#` line is text.
+fn sections(markdown: &str, headings: bool) -> Vec<Section> {
     let mut out = vec![Section::default()];
     let mut path: Vec<(usize, String)> = Vec::new();
     let mut para = String::new();
@@ -75,7 +75,8 @@ fn sections(markdown: &str) -> Vec<Section> {
             in_fence = !in_fence;
         }
         let level = t.chars().take_while(|&c| c == '#').count();
-        let heading = !in_fence
+        let heading = headings
+            && !in_fence
             && (1..=6).contains(&level)
             && t[level..].starts_with(' ')
             && !t[level..].trim().is_empty();
@@ -177,10 +178,23 @@ fn by_words(text: &str, max: usize, count: &dyn Fn(&str) -> usize) -> Vec<String
 /// Splits `markdown` into chunks of at most `size.max_tokens` tokens by `count` (the
 /// embedding tokenizer's count, without special tokens).
 pub fn chunk(markdown: &str, size: ChunkSize, count: &dyn Fn(&str) -> usize) -> Vec<Chunk> {
+    chunk_sections(sections(markdown, true), size, count)
+}
+
+/// Like [`chunk`] for plain text: no headings, paragraphs and sentences only.
+pub fn chunk_plain(text: &str, size: ChunkSize, count: &dyn Fn(&str) -> usize) -> Vec<Chunk> {
+    chunk_sections(sections(text, false), size, count)
+}
+
+fn chunk_sections(
+    sections: Vec<Section>,
+    size: ChunkSize,
+    count: &dyn Fn(&str) -> usize,
+) -> Vec<Chunk> {
     let max = size.max_tokens.max(2);
     let overlap = size.overlap_tokens.min(max / 2);
     let mut chunks: Vec<Chunk> = Vec::new();
-    for section in sections(markdown) {
+    for section in sections {
         let title_tokens = section.title.as_deref().map(count).unwrap_or(0);
         // A title longer than half the budget would crowd the text out: it is cut.
         let room = max.saturating_sub(title_tokens.min(max / 2)).max(1);

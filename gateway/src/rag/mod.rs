@@ -2,3 +2,4 @@
 //! store, ingestion and the retrieval layer build on this (issue 6).
 
 pub mod chunk;
+pub mod documents;
