@@ -1,0 +1,285 @@
+//! [`VectorStore`] backed by the in-process Qdrant Edge engine (`qdrant-edge` 0.7.0).
+//!
+//! Layout: one `EdgeShard` per collection in `<data_dir>/<collection>/`. The
+//! engine is synchronous; this file is the async layer, `collection.rs` holds
+//! the engine calls.
+
+mod collection;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use futures::FutureExt as _;
+use qdrant_edge::{
+    Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PointId, PointStruct, PointStructPersisted,
+    Vectors,
+};
+
+use self::collection::{backend, tenant_filter, Collection};
+use super::{
+    point_id, valid_collection_name, ChunkPoint, CollectionInfo, Hit, StoreError, StoreFuture,
+    StoredChunk, VectorStore,
+};
+
+/// Name of the single dense vector of every collection.
+pub const VECTOR_NAME: &str = "dense";
+/// Entries whose presence marks a directory as a shard (names used by qdrant-edge 0.7.0).
+const SHARD_MARKERS: [&str; 2] = ["edge_config.json", "segments"];
+
+/// Vector store keeping one Qdrant Edge shard per collection on local disk.
+///
+/// Methods must be called from within a Tokio runtime: every engine call runs
+/// on the blocking thread pool. Only one `EdgeStore` may have a directory open
+/// at a time (the engine locks each shard's WAL).
+pub struct EdgeStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    collections: RwLock<HashMap<String, Arc<Collection>>>,
+    /// Serializes collection creation so two callers cannot both create one shard.
+    create: Mutex<()>,
+}
+
+impl EdgeStore {
+    /// Opens (creating if needed) `data_dir` and loads every collection stored there.
+    ///
+    /// Blocks on disk I/O; call it at startup or inside `spawn_blocking`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| io_error(data_dir, e))?;
+        let mut collections = HashMap::new();
+        for entry in std::fs::read_dir(data_dir).map_err(|e| io_error(data_dir, e))? {
+            let path = entry.map_err(|e| io_error(data_dir, e))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !valid_collection_name(name) || !is_shard_dir(&path) {
+                continue;
+            }
+            // Fail rather than skip: serving without a collection would look like data loss.
+            let shard = EdgeShard::load(&path, None).map_err(backend)?;
+            collections.insert(name.to_owned(), Arc::new(Collection::new(name, shard)?));
+        }
+        let collections = RwLock::new(collections);
+        let root = data_dir.to_owned();
+        let inner = Arc::new(Inner {
+            root,
+            collections,
+            create: Mutex::new(()),
+        });
+        Ok(Self { inner })
+    }
+
+    fn collection(&self, name: &str) -> Result<Arc<Collection>, StoreError> {
+        let found = self.inner.get(name)?;
+        found.ok_or_else(|| StoreError::NoSuchCollection(name.to_owned()))
+    }
+}
+
+impl Inner {
+    fn get(&self, name: &str) -> Result<Option<Arc<Collection>>, StoreError> {
+        if !valid_collection_name(name) {
+            return Err(StoreError::InvalidName(name.to_owned()));
+        }
+        let map = self
+            .collections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(name).cloned())
+    }
+
+    fn ensure(&self, name: &str, dim: usize) -> Result<(), StoreError> {
+        let _creating = self.create.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = self.get(name)? {
+            return existing.check_dim(name, dim);
+        }
+        let path = self.root.join(name);
+        std::fs::create_dir_all(&path).map_err(|e| io_error(&path, e))?;
+        // A shard left by an interrupted creation is adopted, not recreated:
+        // `EdgeShard::new` refuses a directory that already holds segments.
+        let shard = if is_shard_dir(&path) {
+            EdgeShard::load(&path, None)
+        } else {
+            let params = EdgeVectorParams::builder(dim, Distance::Cosine).build();
+            EdgeShard::new(
+                &path,
+                EdgeConfig::builder().vector(VECTOR_NAME, params).build(),
+            )
+        };
+        let collection = Collection::new(name, shard.map_err(backend)?)?;
+        collection.check_dim(name, dim)?;
+        collection.create_indexes()?;
+        let mut map = self
+            .collections
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.insert(name.to_owned(), Arc::new(collection));
+        Ok(())
+    }
+
+    fn infos(&self) -> Result<Vec<CollectionInfo>, StoreError> {
+        let snapshot: Vec<_> = {
+            let map = self
+                .collections
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            map.iter()
+                .map(|(n, c)| (n.clone(), Arc::clone(c)))
+                .collect()
+        };
+        let mut infos = Vec::with_capacity(snapshot.len());
+        for (name, c) in snapshot {
+            infos.push(CollectionInfo {
+                name,
+                dim: c.dim,
+                points: c.count(None)?,
+            });
+        }
+        infos.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(infos)
+    }
+}
+
+impl VectorStore for EdgeStore {
+    fn ensure_collection<'a>(&'a self, name: &'a str, dim: usize) -> StoreFuture<'a, ()> {
+        let inner = Arc::clone(&self.inner);
+        let name = name.to_owned();
+        async move {
+            if !valid_collection_name(&name) {
+                return Err(StoreError::InvalidName(name));
+            }
+            if dim == 0 {
+                return Err(StoreError::Backend(
+                    "vector dimension must be at least 1".into(),
+                ));
+            }
+            blocking(move || inner.ensure(&name, dim)).await
+        }
+        .boxed()
+    }
+
+    fn collections(&self) -> StoreFuture<'_, Vec<CollectionInfo>> {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || inner.infos()).boxed()
+    }
+
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        points: Vec<ChunkPoint>,
+    ) -> StoreFuture<'a, usize> {
+        async move {
+            let c = self.collection(collection)?;
+            // Validate the whole batch first so a bad point cannot leave it half-written.
+            // Keyed by id: a batch repeating a chunk writes it once (last copy wins).
+            let mut by_id: BTreeMap<u64, PointStructPersisted> = BTreeMap::new();
+            for ChunkPoint { vector, payload } in points {
+                c.check_dim(collection, vector.len())?;
+                let p = &payload;
+                let id = point_id(&p.tenant, &p.source, p.chunk, &p.content_hash);
+                let json = serde_json::to_value(&payload).map_err(backend)?;
+                let vectors = Vectors::new_named([(VECTOR_NAME, vector)]);
+                by_id.insert(id, PointStruct::new(id, vectors, json).into());
+            }
+            let written = by_id.len();
+            if written > 0 {
+                let batch = by_id.into_values().collect();
+                blocking(move || c.upsert(batch)).await?;
+            }
+            Ok(written)
+        }
+        .boxed()
+    }
+
+    fn chunks<'a>(
+        &'a self,
+        collection: &'a str,
+        tenant: &'a str,
+        source: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<StoredChunk>> {
+        async move {
+            let c = self.collection(collection)?;
+            let filter = tenant_filter(tenant, source)?;
+            blocking(move || c.list(filter)).await
+        }
+        .boxed()
+    }
+
+    fn delete<'a>(
+        &'a self,
+        collection: &'a str,
+        tenant: &'a str,
+        ids: Vec<u64>,
+    ) -> StoreFuture<'a, usize> {
+        async move {
+            let c = self.collection(collection)?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            // The tenant condition is what stops a caller deleting another tenant's ids.
+            let ids = ids.into_iter().map(PointId::NumId);
+            let filter = tenant_filter(tenant, None)?.with_point_ids(ids);
+            blocking(move || c.delete_matching(filter)).await
+        }
+        .boxed()
+    }
+
+    fn delete_source<'a>(
+        &'a self,
+        collection: &'a str,
+        tenant: &'a str,
+        source: &'a str,
+    ) -> StoreFuture<'a, usize> {
+        async move {
+            let c = self.collection(collection)?;
+            let filter = tenant_filter(tenant, Some(source))?;
+            blocking(move || c.delete_matching(filter)).await
+        }
+        .boxed()
+    }
+
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        tenant: &'a str,
+        vector: Vec<f32>,
+        top_k: usize,
+        score_threshold: Option<f32>,
+    ) -> StoreFuture<'a, Vec<Hit>> {
+        async move {
+            let c = self.collection(collection)?;
+            c.check_dim(collection, vector.len())?;
+            if top_k == 0 {
+                return Ok(Vec::new());
+            }
+            let filter = tenant_filter(tenant, None)?;
+            blocking(move || c.search(vector, filter, top_k, score_threshold)).await
+        }
+        .boxed()
+    }
+}
+
+/// Runs blocking engine work off the async worker threads.
+async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    // A JoinError here is usually a panic inside the engine (its flush panics on I/O errors).
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("storage task failed: {e}")))?
+}
+
+fn is_shard_dir(path: &Path) -> bool {
+    path.is_dir() && SHARD_MARKERS.iter().any(|m| path.join(m).exists())
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests;

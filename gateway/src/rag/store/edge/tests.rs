@@ -1,0 +1,436 @@
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::collection::{json_path, INDEXED_FIELDS, PAGE};
+use super::*;
+use crate::rag::store::ChunkPayload;
+
+const COLL: &str = "docs";
+
+/// Unique directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "edge-store-test-{}-{nanos}-{n}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn point(tenant: &str, source: &str, chunk: u32, vector: [f32; 4]) -> ChunkPoint {
+    ChunkPoint {
+        vector: vector.to_vec(),
+        payload: ChunkPayload {
+            tenant: tenant.into(),
+            source: source.into(),
+            chunk,
+            content_hash: format!("h-{source}-{chunk}"),
+            text: format!("text of {source}#{chunk}"),
+            title: (chunk == 0).then(|| format!("Title of {source}")),
+        },
+    }
+}
+
+/// The same corpus for both tenants, so only the tenant filter can tell them apart.
+fn corpus(tenant: &str) -> Vec<ChunkPoint> {
+    vec![
+        point(tenant, "a.md", 0, [1.0, 0.0, 0.0, 0.0]),
+        point(tenant, "a.md", 1, [0.9, 0.1, 0.0, 0.0]),
+        point(tenant, "a.md", 2, [0.5, 0.5, 0.0, 0.0]),
+        point(tenant, "b.md", 0, [0.0, 1.0, 0.0, 0.0]),
+        point(tenant, "b.md", 1, [0.0, 0.0, 1.0, 0.0]),
+    ]
+}
+
+async fn seeded(dir: &TempDir) -> EdgeStore {
+    let store = EdgeStore::open(dir.path()).unwrap();
+    store.ensure_collection(COLL, 4).await.unwrap();
+    assert_eq!(store.upsert(COLL, corpus("acme")).await.unwrap(), 5);
+    assert_eq!(store.upsert(COLL, corpus("globex")).await.unwrap(), 5);
+    store
+}
+
+async fn points(store: &EdgeStore) -> usize {
+    let infos = store.collections().await.unwrap();
+    infos.iter().find(|c| c.name == COLL).unwrap().points
+}
+
+#[tokio::test]
+async fn search_is_tenant_scoped_and_ranked() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    for tenant in ["acme", "globex"] {
+        let hits = store
+            .search(COLL, tenant, vec![1.0, 0.0, 0.0, 0.0], 10, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            hits.len(),
+            5,
+            "every chunk of {tenant}, none of the other tenant"
+        );
+        assert!(hits.iter().all(|h| h.payload.tenant == tenant));
+        assert!(
+            hits.windows(2).all(|w| w[0].score >= w[1].score),
+            "best first"
+        );
+        assert!(
+            (hits[0].score - 1.0).abs() < 1e-5,
+            "cosine of identical vector"
+        );
+        assert_eq!(hits[0].payload, corpus(tenant)[0].payload);
+        let p = &hits[0].payload;
+        assert_eq!(
+            hits[0].id,
+            point_id(&p.tenant, &p.source, p.chunk, &p.content_hash)
+        );
+    }
+    assert!(store
+        .search(COLL, "initech", vec![1.0; 4], 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn search_threshold_and_top_k() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    let query = vec![1.0, 0.0, 0.0, 0.0];
+    let top2 = store
+        .search(COLL, "acme", query.clone(), 2, None)
+        .await
+        .unwrap();
+    assert_eq!(top2.len(), 2);
+    assert_eq!((top2[0].payload.chunk, top2[1].payload.chunk), (0, 1));
+    // a.md#0 scores 1.0, a.md#1 ~0.994, a.md#2 ~0.707, b.md chunks 0.0.
+    let near = store
+        .search(COLL, "acme", query.clone(), 10, Some(0.9))
+        .await
+        .unwrap();
+    assert_eq!(near.len(), 2);
+    assert!(near.iter().all(|h| h.score >= 0.9));
+    let some = store
+        .search(COLL, "acme", query.clone(), 10, Some(0.5))
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 3);
+    assert!(store
+        .search(COLL, "acme", query, 0, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn upsert_is_idempotent() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    assert_eq!(points(&store).await, 10);
+    assert_eq!(store.upsert(COLL, corpus("acme")).await.unwrap(), 5);
+    let twice = vec![
+        point("acme", "a.md", 0, [1.0; 4]),
+        point("acme", "a.md", 0, [1.0; 4]),
+    ];
+    assert_eq!(store.upsert(COLL, twice).await.unwrap(), 1);
+    assert_eq!(points(&store).await, 10);
+    assert_eq!(store.upsert(COLL, Vec::new()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn chunks_by_tenant_and_source() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    let all = store.chunks(COLL, "acme", None).await.unwrap();
+    let keys: Vec<_> = all.iter().map(|c| (c.source.as_str(), c.chunk)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("a.md", 0),
+            ("a.md", 1),
+            ("a.md", 2),
+            ("b.md", 0),
+            ("b.md", 1)
+        ]
+    );
+    assert_eq!(all[1].id, point_id("acme", "a.md", 1, "h-a.md-1"));
+    assert_eq!(all[1].content_hash, "h-a.md-1");
+    let b = store.chunks(COLL, "globex", Some("b.md")).await.unwrap();
+    assert_eq!(b.len(), 2);
+    assert!(b.iter().all(|c| c.source == "b.md"));
+    assert_eq!(b[0].id, point_id("globex", "b.md", 0, "h-b.md-0"));
+    assert!(store
+        .chunks(COLL, "initech", None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn chunks_pages_through_large_sets() {
+    let dir = TempDir::new();
+    let store = EdgeStore::open(dir.path()).unwrap();
+    store.ensure_collection(COLL, 4).await.unwrap();
+    let many: Vec<_> = (0..PAGE as u32 * 2 + 7)
+        .map(|i| point("acme", "big", i, [1.0; 4]))
+        .collect();
+    store.upsert(COLL, many).await.unwrap();
+    let listed = store.chunks(COLL, "acme", Some("big")).await.unwrap();
+    assert_eq!(listed.len(), PAGE * 2 + 7);
+    assert!(listed.iter().enumerate().all(|(i, c)| c.chunk == i as u32));
+}
+
+#[tokio::test]
+async fn delete_source_only_touches_own_tenant() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    assert_eq!(store.delete_source(COLL, "acme", "a.md").await.unwrap(), 3);
+    assert_eq!(store.delete_source(COLL, "acme", "a.md").await.unwrap(), 0);
+    let acme = store.chunks(COLL, "acme", None).await.unwrap();
+    assert!(acme.iter().all(|c| c.source == "b.md"));
+    assert_eq!(acme.len(), 2);
+    assert_eq!(
+        store
+            .chunks(COLL, "globex", Some("a.md"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(points(&store).await, 7);
+}
+
+#[tokio::test]
+async fn delete_ignores_other_tenants_ids() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    let globex_id = point_id("globex", "a.md", 0, "h-a.md-0");
+    assert_eq!(
+        store.delete(COLL, "acme", vec![globex_id]).await.unwrap(),
+        0
+    );
+    assert_eq!(points(&store).await, 10);
+    let acme_id = point_id("acme", "a.md", 0, "h-a.md-0");
+    let n = store
+        .delete(COLL, "acme", vec![acme_id, globex_id, 42])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(points(&store).await, 9);
+    assert!(store
+        .chunks(COLL, "acme", None)
+        .await
+        .unwrap()
+        .iter()
+        .all(|c| c.id != acme_id));
+    assert_eq!(store.chunks(COLL, "globex", None).await.unwrap().len(), 5);
+    assert_eq!(store.delete(COLL, "acme", Vec::new()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn errors() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    let err = store.ensure_collection(COLL, 8).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::DimensionMismatch {
+                expected: 4,
+                got: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    store.ensure_collection(COLL, 4).await.unwrap();
+    let err = store
+        .upsert(
+            COLL,
+            vec![ChunkPoint {
+                vector: vec![1.0; 3],
+                ..point("acme", "x", 0, [1.0; 4])
+            }],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::DimensionMismatch {
+                expected: 4,
+                got: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .search(COLL, "acme", vec![1.0; 5], 3, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::DimensionMismatch {
+                expected: 4,
+                got: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    for bad in ["", "../escape", "a b", &"x".repeat(65)] {
+        let err = store.ensure_collection(bad, 4).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidName(_)), "{err}");
+    }
+    let err = store
+        .search("missing", "acme", vec![1.0; 4], 3, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NoSuchCollection(ref n) if n == "missing"),
+        "{err}"
+    );
+    let err = store.chunks("missing", "acme", None).await.unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchCollection(_)), "{err}");
+    assert_eq!(points(&store).await, 10, "failed writes wrote nothing");
+}
+
+#[tokio::test]
+async fn reopen_keeps_collections_and_points() {
+    let dir = TempDir::new();
+    {
+        let store = seeded(&dir).await;
+        store.ensure_collection("other", 3).await.unwrap();
+        store.delete_source(COLL, "globex", "b.md").await.unwrap();
+    }
+    let store = EdgeStore::open(dir.path()).unwrap();
+    let infos = store.collections().await.unwrap();
+    let summary: Vec<_> = infos
+        .iter()
+        .map(|c| (c.name.as_str(), c.dim, c.points))
+        .collect();
+    assert_eq!(summary, [(COLL, 4, 8), ("other", 3, 0)]);
+    store.ensure_collection(COLL, 4).await.unwrap();
+    let hits = store
+        .search(COLL, "globex", vec![1.0, 0.0, 0.0, 0.0], 10, None)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits
+        .iter()
+        .all(|h| h.payload.tenant == "globex" && h.payload.source == "a.md"));
+    // Writes after a reopen must still land (segment versions come from the WAL).
+    assert_eq!(store.upsert(COLL, corpus("globex")).await.unwrap(), 5);
+    assert_eq!(points(&store).await, 10);
+}
+
+#[tokio::test]
+async fn payload_indexes_exist() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    let c = store.collection(COLL).unwrap();
+    let schema = c.shard.info().payload_schema;
+    for field in INDEXED_FIELDS {
+        assert!(
+            schema.contains_key(&json_path(field).unwrap()),
+            "{field} index"
+        );
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn flushed_writes_survive_a_crash() {
+    let dir = TempDir::new();
+    let store = seeded(&dir).await;
+    store.delete_source(COLL, "acme", "b.md").await.unwrap();
+    // Copying the live directory is what a crash leaves behind: only what was
+    // flushed (the WAL lock forbids opening the original while `store` lives).
+    let copy = TempDir::new();
+    copy_dir(dir.path(), copy.path());
+    let reopened = EdgeStore::open(copy.path()).unwrap();
+    assert_eq!(points(&reopened).await, 8);
+    let err = EdgeStore::open(dir.path())
+        .err()
+        .expect("WAL is locked by `store`");
+    assert!(matches!(err, StoreError::Backend(_)), "{err}");
+    drop(store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_and_readers() {
+    let dir = TempDir::new();
+    let store = Arc::new(EdgeStore::open(dir.path()).unwrap());
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            // Racing creators must agree on one shard.
+            store.ensure_collection(COLL, 4).await.unwrap();
+            let tenant = format!("t{t}");
+            for round in 0..5 {
+                store.upsert(COLL, corpus(&tenant)).await.unwrap();
+                store
+                    .search(COLL, &tenant, vec![1.0; 4], 3, None)
+                    .await
+                    .unwrap();
+                if round % 2 == 0 {
+                    store.delete_source(COLL, &tenant, "b.md").await.unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(points(&store).await, 8 * 3);
+}
+
+#[tokio::test]
+async fn ensure_adopts_a_shard_created_behind_its_back() {
+    let dir = TempDir::new();
+    let stale = EdgeStore::open(dir.path()).unwrap();
+    drop(seeded(&dir).await); // another store creates `docs` after `stale` scanned the dir
+    let err = stale.ensure_collection(COLL, 8).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::DimensionMismatch { expected: 4, .. }),
+        "{err}"
+    );
+    stale.ensure_collection(COLL, 4).await.unwrap();
+    assert_eq!(points(&stale).await, 10);
+}
