@@ -161,9 +161,21 @@ impl Run {
                 Answer::Call(name, args, usage) => (name, args, usage),
             };
             earlier = add(earlier, usage);
-            let (args_text, args) = self.check_arguments(&req, &name, args)?;
-            let def = self.tools.iter().find(|t| t.name == name);
-            if !def.is_some_and(|d| d.server) {
+            let server = self
+                .tools
+                .iter()
+                .find(|t| t.name == name)
+                .is_some_and(|d| d.server);
+            let (args_text, args, invalid) = match self.check_arguments(&req, &name, args.clone()) {
+                Ok((text, args)) => (text, args, None),
+                // Bad arguments to a server-side tool go back to the model as an error
+                // result, like a failed run: it may correct itself within max_steps.
+                Err(ApiError::Tool(ToolError::InvalidCall(m))) if server => {
+                    (args.to_string(), args, Some(m))
+                }
+                Err(e) => return Err(e),
+            };
+            if !server {
                 let call = ToolCall {
                     id: prompt::call_id(),
                     name,
@@ -178,7 +190,8 @@ impl Run {
                 ];
                 return Ok(futures::stream::iter(events).boxed());
             }
-            self.execute(&mut req, &name, args, args_text).await?;
+            self.execute(&mut req, &name, args, args_text, invalid)
+                .await?;
             steps += 1;
             // A forced call is satisfied; the model now sees the result and decides.
             choice = ToolChoice::Auto;
@@ -306,14 +319,15 @@ impl Run {
         Ok((text, args))
     }
 
-    /// Runs a server-side tool and appends the call and its result (through the input
-    /// rules) to the conversation.
+    /// Runs a server-side tool (unless its arguments were `invalid`) and appends the call
+    /// and its result (through the input rules) to the conversation.
     async fn execute(
         &self,
         req: &mut ChatRequest,
         name: &str,
         args: Value,
         args_text: String,
+        invalid: Option<String>,
     ) -> Result<(), ApiError> {
         let tool = self.server.get(name).ok_or_else(|| {
             ApiError::Tool(ToolError::InvalidCall(format!(
@@ -321,8 +335,9 @@ impl Run {
             )))
         })?;
         let started = Instant::now();
-        let (status, result) =
-            match tokio::time::timeout(self.server.step_timeout, tool.run(&args)).await {
+        let (status, result) = match invalid {
+            Some(why) => ("invalid_arguments", format!("error: {why}")),
+            None => match tokio::time::timeout(self.server.step_timeout, tool.run(&args)).await {
                 Ok(Ok(r)) => ("ok", r),
                 Ok(Err(e)) => ("error", format!("error: {e}")),
                 Err(_) => (
@@ -332,7 +347,8 @@ impl Run {
                         self.server.step_timeout.as_millis()
                     ),
                 ),
-            };
+            },
+        };
         let call_id = prompt::call_id();
         let index = req.messages.len() + 1;
         let message = guard_text(

@@ -319,3 +319,23 @@ async fn requests_that_cannot_be_served_are_refused_up_front() {
     assert_eq!(code(e), "invalid_parameter");
     assert!(script.seen().is_empty());
 }
+
+#[tokio::test]
+async fn bad_arguments_to_a_server_tool_go_back_to_the_model() {
+    let script = Script::new(&[
+        r#"{"name": "calculator", "arguments": {"expression": 12}}"#,
+        "Sorry, let me answer in words.",
+    ]);
+    let req = request(vec![calculator()], ToolChoice::Auto);
+    let trail = req.trail.clone();
+    let events = answer(&mut service(&script, 4), req).await.unwrap();
+    assert!(matches!(events.last(), Some(ChatEvent::Done { .. })));
+    let runs = trail.snapshot().tool_runs;
+    assert_eq!(runs[0].status, "invalid_arguments");
+    let seen = script.seen();
+    let fed_back = &seen[1].messages.last().unwrap().content;
+    assert!(
+        fed_back.contains("error: arguments of `calculator` do not match its schema"),
+        "{fed_back}"
+    );
+}
