@@ -88,18 +88,10 @@ fn template_of(stores: &Stores, spec: &str) -> Result<Arc<Template>, BatchError>
     let store = stores.templates.as_ref().ok_or_else(|| {
         BatchError::Setup("templates are not configured (`prompts:` in the config)".into())
     })?;
-    let set = store.current();
-    set.get(&name, version).cloned().ok_or_else(|| {
-        let loaded: Vec<String> = set
-            .templates
-            .values()
-            .flat_map(|v| v.values().map(|t| t.id()))
-            .collect();
-        BatchError::Setup(format!(
-            "no template `{spec}`; loaded: {}",
-            loaded.join(", ")
-        ))
-    })
+    store
+        .current()
+        .resolve(&name, version)
+        .map_err(|e| BatchError::Setup(e.to_string()))
 }
 
 fn read_records(opts: &BatchOptions) -> Result<Vec<Record>, BatchError> {

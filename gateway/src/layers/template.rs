@@ -57,24 +57,7 @@ impl<S> TemplateRender<S> {
                 call.name
             )));
         };
-        let set = store.current();
-        let Some(t) = set.get(&call.name, call.version) else {
-            let known = match set.templates.get(&call.name) {
-                Some(v) => format!(
-                    "its versions are {}",
-                    v.keys().map(u32::to_string).collect::<Vec<_>>().join(", ")
-                ),
-                None => format!(
-                    "loaded: {}",
-                    set.templates.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            };
-            let version = call.version.map(|v| format!("@{v}")).unwrap_or_default();
-            return Err(TemplateError::NotFound(format!(
-                "no template `{}{version}`; {known}",
-                call.name
-            )));
-        };
+        let t = store.current().resolve(&call.name, call.version)?;
         t.apply(req, &call.variables, call.model_from_template)
     }
 }

@@ -93,6 +93,38 @@ impl TemplateSet {
     }
 }
 
+impl TemplateSet {
+    /// Like [`TemplateSet::get`], with a not-found error that lists what is loaded: the
+    /// name's versions when only the version is missing, every `name@version` otherwise.
+    pub fn resolve(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Arc<Template>, TemplateError> {
+        if let Some(t) = self.get(name, version) {
+            return Ok(t.clone());
+        }
+        let known = match self.templates.get(name) {
+            Some(v) => format!(
+                "its versions are {}",
+                v.keys().map(u32::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            None => format!(
+                "loaded: {}",
+                self.templates
+                    .values()
+                    .flat_map(|v| v.values().map(|t| t.id()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let version = version.map(|v| format!("@{v}")).unwrap_or_default();
+        Err(TemplateError::NotFound(format!(
+            "no template `{name}{version}`; {known}"
+        )))
+    }
+}
+
 impl crate::reload::Versioned for TemplateSet {
     fn version(&self) -> &str {
         &self.version
