@@ -201,7 +201,7 @@ fn document(path: &Path, src: &str) -> Result<serde_json::Value, PolicyError> {
 }
 
 /// YAML syntax only, with serde_yaml's position.
-fn yaml(path: &Path, src: &str) -> Result<serde_yaml::Value, PolicyError> {
+pub(crate) fn yaml(path: &Path, src: &str) -> Result<serde_yaml::Value, PolicyError> {
     serde_yaml::from_str(src).map_err(|e| {
         let (line, column) = e
             .location()

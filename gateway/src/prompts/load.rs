@@ -13,7 +13,7 @@ use super::{Blocks, Template, TemplateSet};
 use crate::api::format::{response_format, valid_template_name};
 use crate::config::locate::Segment;
 use crate::domain::Sampling;
-use crate::policy::load::{invalid, json_path, yaml_files, PolicyError as FileError};
+use crate::policy::load::{invalid, json_path, yaml, yaml_files, PolicyError as FileError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,7 +136,12 @@ fn split(src: &str) -> Option<(&str, (usize, &str))> {
 
 /// An error in the front matter, positioned in the whole file.
 fn front_error(path: &Path, front: &str, key: &[Segment], message: String) -> FileError {
-    match invalid(path, front, key, message) {
+    below_opening(invalid(path, front, key, message))
+}
+
+/// A front-matter position moved down past the opening `---` line.
+fn below_opening(e: FileError) -> FileError {
+    match e {
         FileError::Invalid {
             file,
             line,
@@ -176,14 +181,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Template, Vec<FileError>> {
     };
     let key = |k: &str| vec![Segment::Key(k.into())];
     let err = |k: &[Segment], m: String| vec![front_error(path, front, k, m)];
-    let yaml: serde_yaml::Value = serde_yaml::from_str(front).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(1) + 1;
-        let mut m = e.to_string();
-        if let Some(i) = m.find(" at line ") {
-            m.truncate(i);
-        }
-        vec![at(path, line, "", format!("invalid YAML: {m}"))]
-    })?;
+    let yaml = yaml(path, front).map_err(|e| vec![below_opening(e)])?;
     let raw: RawFront = serde_path_to_error::deserialize(yaml).map_err(|e| {
         let p = json_path(&e.path().to_string());
         err(&p, e.into_inner().to_string())
@@ -387,6 +385,11 @@ mod tests {
         let e = errors(&GOOD.replace("version: 2", "version: 2\ncolour: red"));
         assert!(e.starts_with("t.yaml:4:1: "), "{e}");
         assert!(e.contains("unknown field `colour`"), "{e}");
+        let e = errors(&GOOD.replace("model: m", "model: [m"));
+        assert!(
+            e.starts_with("t.yaml:") && e.contains("invalid YAML"),
+            "{e}"
+        );
         let e = errors(&GOOD.replace("temperature: 0", "temperature: 9"));
         assert!(e.starts_with("t.yaml:6:3: sampling.temperature: "), "{e}");
         let e = errors(&GOOD.replace("type: object", "type: 12"));
