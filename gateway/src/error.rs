@@ -78,6 +78,18 @@ pub enum ApiError {
     /// The answer does not have the requested `response_format`.
     #[error("structured output failed: {0}")]
     StructuredOutput(String),
+    /// Retrieval or ingestion failed.
+    #[error(transparent)]
+    Rag(#[from] crate::rag::RagError),
+    /// Retrieval found nothing usable and the policy says refuse (`on_empty: refuse`).
+    #[error("no relevant documents in collection `{0}` for this question")]
+    NoRelevantContext(String),
+    /// Retrieval failed and the policy says refuse (`on_error: refuse`).
+    #[error("retrieval is unavailable: {0}")]
+    RetrievalUnavailable(String),
+    /// Retrieval is off (no `rag:` in the config).
+    #[error("retrieval is off: the configuration has no `rag:` section")]
+    RagDisabled,
     /// An admin endpoint without the admin token.
     #[error("this endpoint needs the admin token (Authorization: Bearer ...)")]
     AdminUnauthorized,
@@ -196,6 +208,77 @@ impl ApiError {
                 StatusCode::BAD_GATEWAY,
                 "server_error",
                 "structured_output_invalid",
+            ),
+            Rag(e) => {
+                use crate::rag::store::StoreError as S;
+                use crate::rag::RagError as R;
+                match e {
+                    R::Store(S::NoSuchCollection(_)) => (
+                        StatusCode::NOT_FOUND,
+                        "invalid_request_error",
+                        "collection_not_found",
+                    ),
+                    R::Store(S::InvalidName(_)) => (
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        "invalid_collection_name",
+                    ),
+                    R::Store(S::DimensionMismatch { .. }) => (
+                        StatusCode::CONFLICT,
+                        "invalid_request_error",
+                        "dimension_mismatch",
+                    ),
+                    R::Store(S::Unavailable(_)) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        "vector_store_unavailable",
+                    ),
+                    R::Store(S::Backend(_)) => (
+                        StatusCode::BAD_GATEWAY,
+                        "server_error",
+                        "vector_store_error",
+                    ),
+                    R::Source(_) => (
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request_error",
+                        "invalid_parameter",
+                    ),
+                    R::EmbedderLoading(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        "model_loading",
+                    ),
+                    R::EmbedderUnavailable { .. } => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        "model_unavailable",
+                    ),
+                    R::EmbedderOverloaded(_) => (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        "model_overloaded",
+                    ),
+                    R::Embedding(_) => (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "embedding_failed",
+                    ),
+                }
+            }
+            NoRelevantContext(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request_error",
+                "no_relevant_context",
+            ),
+            RetrievalUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "retrieval_unavailable",
+            ),
+            RagDisabled => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "rag_disabled",
             ),
             AdminUnauthorized => (
                 StatusCode::UNAUTHORIZED,

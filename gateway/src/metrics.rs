@@ -48,6 +48,8 @@ pub struct ShapingMetrics {
     pub structured: IntCounterVec,
     /// Server-side tool executions by tool and status (`ok`, `error`, `timeout`).
     pub tool_runs: IntCounterVec,
+    /// Retrievals by status (`ok`, `empty`, `error`, `blocked`).
+    pub retrievals: IntCounterVec,
 }
 
 impl ShapingMetrics {
@@ -76,6 +78,11 @@ impl ShapingMetrics {
                 "Server-side tool executions by tool and status (ok, error, timeout).",
                 &["tool", "status"],
             ),
+            retrievals: counter(
+                "retrievals_total",
+                "Retrievals by status: ok, empty (no usable chunk), error (failed or timed out), blocked (a chunk refused the request).",
+                &["status"],
+            ),
         }
     }
 
@@ -85,6 +92,7 @@ impl ShapingMetrics {
             Box::new(self.template_reloads.clone()),
             Box::new(self.structured.clone()),
             Box::new(self.tool_runs.clone()),
+            Box::new(self.retrievals.clone()),
         ]
     }
 }

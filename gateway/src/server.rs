@@ -48,6 +48,21 @@ pub struct Stores {
     pub templates: Option<Arc<TemplateStore>>,
     /// Server-side tools (`tools:`).
     pub tools: Arc<ServerTools>,
+    /// The vector store of `rag:`, opened by [`open_vectors`]; `None` turns retrieval off.
+    pub vectors: Option<Arc<dyn crate::rag::store::VectorStore>>,
+}
+
+/// Opens the vector store of `config.rag`, if any (the edge data directory stays locked
+/// until the store is dropped).
+pub fn open_vectors(
+    config: &Config,
+) -> Result<Option<Arc<dyn crate::rag::store::VectorStore>>, String> {
+    match &config.rag {
+        None => Ok(None),
+        Some(rc) => crate::rag::open_store(rc)
+            .map(Some)
+            .map_err(|e| format!("cannot open the vector store: {e}")),
+    }
 }
 
 /// Loads the policies of `config`; every error, one per line, when they don't load.
@@ -68,7 +83,9 @@ pub fn load_templates(config: &Config) -> Result<Option<Arc<TemplateStore>>, Str
     Ok(Some(Arc::new(TemplateStore::new(set))))
 }
 
-/// Policies and templates; the error says which failed, then every error one per line.
+/// Policies, templates and tools; the error says which failed, then every error one per
+/// line. The vector store is opened separately ([`open_vectors`]): checking a config must not
+/// take the data directory from a running server.
 pub fn load_stores(config: &Config) -> Result<Stores, String> {
     Ok(Stores {
         policies: load_policies(config).map_err(|e| format!("invalid policies:\n{e}"))?,
@@ -76,6 +93,7 @@ pub fn load_stores(config: &Config) -> Result<Stores, String> {
         tools: Arc::new(
             ServerTools::new(&config.tools).map_err(|e| format!("invalid tools: {e}"))?,
         ),
+        vectors: None,
     })
 }
 
@@ -83,8 +101,9 @@ pub fn load_stores(config: &Config) -> Result<Stores, String> {
 /// Policies and templates load first: invalid ones refuse to start (`InvalidData`), since
 /// there is no previous version to keep.
 pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningServer> {
-    let stores = load_stores(&config)
+    let mut stores = load_stores(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    stores.vectors = open_vectors(&config).map_err(std::io::Error::other)?;
     start_with(config, listener, stores)
 }
 

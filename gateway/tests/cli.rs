@@ -415,7 +415,7 @@ fn batch_runs_the_soc_sample_with_progress_resume_and_summary() {
     ]);
     assert_eq!(code, Some(2));
     assert!(
-        stderr.contains("no template `nope`; loaded: soc-triage@1"),
+        stderr.contains("no template `nope`; loaded: rag-context@1, soc-triage@1"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).ok();

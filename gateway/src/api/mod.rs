@@ -4,5 +4,6 @@ pub mod embeddings;
 pub mod format;
 pub mod openai;
 pub mod parse;
+pub mod rag;
 pub mod render;
 pub mod tools;

@@ -197,6 +197,9 @@ pub struct ChatCompletion {
     pub model: String,
     pub choices: Vec<Choice>,
     pub usage: Option<WireUsage>,
+    /// Gatehouse extension: the retrieved chunks the answer may cite.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub citations: Option<Vec<crate::domain::Citation>>,
 }
 
 /// A non-streamed choice.
@@ -227,6 +230,9 @@ pub struct ChatCompletionChunk {
     /// Present (null) on every chunk when usage was asked for, set on the last one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Option<WireUsage>>,
+    /// Gatehouse extension: on the finish chunk, the retrieved chunks the answer may cite.
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub citations: Option<Vec<crate::domain::Citation>>,
 }
 
 /// A streamed choice.

@@ -23,6 +23,8 @@ pub struct Meta {
     pub created: u64,
     /// Model id as requested.
     pub model: String,
+    /// Chunks retrieval gave the model: on the completion, and on the stream's finish chunk.
+    pub citations: Option<Vec<crate::domain::Citation>>,
 }
 
 impl Meta {
@@ -36,6 +38,7 @@ impl Meta {
             id: format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
             created,
             model: model.to_string(),
+            citations: None,
         }
     }
 
@@ -56,6 +59,7 @@ impl Meta {
                 finish_reason: finish_reason.map(str::to_string),
             }],
             usage: with_usage.then_some(None),
+            citations: finish_reason.and(self.citations.clone()),
         }
     }
 }
@@ -112,6 +116,7 @@ pub async fn collect(meta: Meta, mut stream: ChatStream) -> Result<ChatCompletio
                         finish_reason: Some(finish_reason.as_str().into()),
                     }],
                     usage: Some(wire_usage(usage)),
+                    citations: meta.citations,
                 });
             }
         }

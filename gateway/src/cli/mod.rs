@@ -3,6 +3,7 @@
 mod batch;
 mod chat;
 pub mod policy;
+mod rag;
 pub mod template;
 
 use std::path::PathBuf;
@@ -62,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: template::TemplateCommand,
     },
+    /// Retrieval commands: ingest, search, collections, delete.
+    Rag {
+        #[command(subcommand)]
+        command: rag::RagCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,7 +82,9 @@ enum ConfigCommand {
 fn init_tracing() {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,mistralrs_core=error,mistralrs=error")
+            tracing_subscriber::EnvFilter::new(
+                "info,mistralrs_core=error,mistralrs=error,qdrant_edge=error",
+            )
         });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -119,6 +127,10 @@ pub fn main() -> ExitCode {
         Command::Chat(args) => rt.block_on(chat::run(args)),
         Command::Policy { command } => policy::run(command),
         Command::Template { command } => template::run(command),
+        Command::Rag { command } => {
+            init_tracing();
+            rt.block_on(rag::run(command))
+        }
         Command::Batch(args) => {
             init_tracing();
             rt.block_on(batch::run(args))
@@ -166,6 +178,21 @@ pub fn main() -> ExitCode {
                             }
                             None => println!("prompts off"),
                         }
+                        match &cfg.rag {
+                            Some(r) => println!(
+                                "rag {} with {} (chunks of {} tokens, {} overlap)",
+                                match &r.store {
+                                    crate::config::StoreConfig::Edge { data_dir } =>
+                                        format!("edge {}", data_dir.display()),
+                                    crate::config::StoreConfig::Qdrant { url, .. } =>
+                                        format!("qdrant {url}"),
+                                },
+                                r.embedding_model,
+                                r.chunk.max_tokens,
+                                r.chunk.overlap_tokens
+                            ),
+                            None => println!("rag off"),
+                        }
                         ExitCode::SUCCESS
                     }
                     Err(errors) => {
@@ -204,11 +231,18 @@ fn describe(m: &crate::config::ModelConfig) -> String {
 
 async fn serve(cfg: Config) -> ExitCode {
     // Before binding, so that scripts waiting for the address line see the failure instead.
-    let stores = match crate::server::load_stores(&cfg) {
+    let mut stores = match crate::server::load_stores(&cfg) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gatehouse: cannot start: {e}");
             return ExitCode::from(2);
+        }
+    };
+    stores.vectors = match crate::server::open_vectors(&cfg) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start: {e}");
+            return ExitCode::FAILURE;
         }
     };
     let listener = match tokio::net::TcpListener::bind(cfg.server.listen).await {

@@ -12,6 +12,31 @@ pub struct RawConfig {
     pub policies: Option<RawWatchedDir>,
     pub prompts: Option<RawWatchedDir>,
     pub tools: Option<RawTools>,
+    pub rag: Option<RawRag>,
+}
+
+/// `rag:`: the vector store, the embedding model and chunk sizes. Flat for line numbers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRag {
+    pub store: Option<RawStoreKind>,
+    // edge
+    pub data_dir: Option<String>,
+    // qdrant
+    pub url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub embedding_model: Option<String>,
+    pub chunk_tokens: Option<usize>,
+    pub overlap_tokens: Option<usize>,
+}
+
+/// Which vector store holds the chunks.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawStoreKind {
+    Edge,
+    Qdrant,
 }
 
 /// `tools:`: server-side tools and the loop's bounds.

@@ -269,3 +269,74 @@ fn embedding_models_are_local_directories_without_chat_keys() {
     };
     assert_eq!((l.max_input_tokens, c.models[0].max_concurrent), (256, 1));
 }
+
+#[test]
+fn rag_section_is_checked_and_located() {
+    let minilm = crate_dir().join("../models/all-minilm-l6-v2");
+    let with = |rag: &str| {
+        format!(
+            "{REMOTE}  - id: e\n    backend: local\n    kind: embedding\n    path: {}\nrag:\n{rag}",
+            minilm.display()
+        )
+    };
+    let c = parse(&with("  store: edge\n"), &[]).unwrap();
+    let rag = c.rag.expect("rag configured");
+    assert_eq!(rag.embedding_model, "e");
+    assert_eq!((rag.chunk.max_tokens, rag.chunk.overlap_tokens), (200, 40));
+    let StoreConfig::Edge { data_dir } = &rag.store else {
+        panic!("edge expected")
+    };
+    assert_eq!(data_dir, Path::new("/nonexistent/../data/rag"));
+
+    let err = |rag: &str, vars: &[(&str, &str)]| parse(&with(rag), vars).unwrap_err().to_string();
+    let e = err("  embedding_model: up\n", &[]);
+    assert!(
+        e.contains(":12: rag.embedding_model: `up` is not a `kind: embedding` model"),
+        "{e}"
+    );
+    let e = err("  chunk_tokens: 400\n", &[]);
+    assert!(
+        e.contains("rag.chunk_tokens: must be between 16 and 255"),
+        "{e}"
+    );
+    let e = err("  overlap_tokens: 150\n", &[]);
+    assert!(
+        e.contains("rag.overlap_tokens: must be at most half"),
+        "{e}"
+    );
+    let e = err("  url: http://q:6334\n", &[]);
+    assert!(e.contains("rag.url: not allowed for store edge"), "{e}");
+    let e = err("  store: qdrant\n", &[]);
+    assert!(e.contains("rag.url: required for store qdrant"), "{e}");
+    let e = err(
+        "  store: qdrant\n  url: http://q:6334\n  api_key_env: QKEY\n",
+        &[],
+    );
+    assert!(
+        e.contains("rag.api_key_env: environment variable QKEY is not set"),
+        "{e}"
+    );
+    let c = parse(
+        &with("  store: qdrant\n  url: http://q:6334\n  api_key_env: QKEY\n"),
+        &[("QKEY", "k")],
+    )
+    .unwrap();
+    let Some(StoreConfig::Qdrant {
+        api_key, timeout, ..
+    }) = c.rag.map(|r| r.store)
+    else {
+        panic!("qdrant expected")
+    };
+    assert_eq!(
+        (api_key.as_deref(), timeout),
+        (Some("k"), Duration::from_secs(5))
+    );
+    // No embedding model at all.
+    let e = parse(&format!("{REMOTE}rag:\n  store: edge\n"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("retrieval needs a `kind: embedding` model"),
+        "{e}"
+    );
+}

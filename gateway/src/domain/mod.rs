@@ -144,6 +144,43 @@ pub struct TrailState {
     pub template: Option<String>,
     /// Server-side tool runs, in order.
     pub tool_runs: Vec<ToolRun>,
+    /// What retrieval did, when the policy asks for it.
+    pub retrieval: Option<RetrievalRun>,
+}
+
+/// What the retrieval layer did for a request.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RetrievalRun {
+    /// Collection searched.
+    pub collection: String,
+    /// Tenant whose chunks were searched.
+    pub tenant: String,
+    /// `ok`, `empty` (nothing usable found) or `error` (answered without context).
+    pub status: &'static str,
+    /// Chunks given to the model, in citation order.
+    pub citations: Vec<Citation>,
+    /// Point ids of chunks an input rule blocked (left out).
+    pub dropped: Vec<u64>,
+    /// Why retrieval failed, when it did.
+    pub error: Option<String>,
+    /// Wall-clock milliseconds of embedding and search.
+    pub elapsed_ms: u64,
+}
+
+/// A chunk given to the model, as the client sees it (`citations` on the response).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Citation {
+    /// The number the context shows (`[1]`).
+    pub id: usize,
+    /// Source document.
+    pub source: String,
+    /// Chunk position within the source.
+    pub chunk: u32,
+    /// Cosine similarity to the question.
+    pub score: f32,
+    /// Point id in the store, for the audit log.
+    #[serde(skip)]
+    pub point_id: u64,
 }
 
 /// One execution of a server-side tool, for headers and the audit log.

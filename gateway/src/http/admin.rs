@@ -11,14 +11,22 @@ use super::handlers::bearer;
 use super::AppState;
 use crate::error::ApiError;
 
+/// Refuses `req` unless it carries the admin token (when one is configured).
+pub fn require_admin(state: &AppState, req: &Request) -> Result<(), ApiError> {
+    if let Some(token) = &state.config.server.admin_token {
+        let ok = bearer(req).is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        if !ok {
+            return Err(ApiError::AdminUnauthorized);
+        }
+    }
+    Ok(())
+}
+
 /// `GET /v1/policies` (admin): the version in force, its policies and rules, and the error
 /// of the last rejected reload.
 pub async fn list_policies(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    if let Some(token) = &state.config.server.admin_token {
-        let ok = bearer(&req).is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        if !ok {
-            return ApiError::AdminUnauthorized.into_response();
-        }
+    if let Err(e) = require_admin(&state, &req) {
+        return e.into_response();
     }
     let Some(store) = &state.policies else {
         return Json(json!({ "enabled": false, "policies": [] })).into_response();

@@ -74,9 +74,16 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         if state.models.get(&chat.model).is_some() {
             label = Some(chat.model.clone());
         }
-        let meta = Meta::new(&chat.model);
+        let mut meta = Meta::new(&chat.model);
         let (streamed, include_usage) = (chat.stream, chat.include_usage);
+        let chat_trail = chat.trail.clone();
         let mut answer = state.domain.clone().oneshot(chat).await?;
+        // Retrieval runs before the answer starts, so its citations are known here.
+        meta.citations = chat_trail
+            .snapshot()
+            .retrieval
+            .filter(|r| !r.citations.is_empty())
+            .map(|r| r.citations);
         if streamed {
             // Wait for the first event before sending headers, so that a request the backend
             // refuses outright (e.g. a prompt longer than the context) gets a real HTTP error.
@@ -122,7 +129,10 @@ pub const TEMPLATE_HEADER: &str = "x-gatehouse-template";
 /// Response header listing server-side tool runs as `name:status`, comma-separated.
 pub const TOOLS_HEADER: &str = "x-gatehouse-tools";
 
-/// Template and tool-run headers. For a stream, what happened before the headers were sent
+/// Response header summarising retrieval: `collection; status=ok; cited=2; dropped=1`.
+pub const RETRIEVAL_HEADER: &str = "x-gatehouse-retrieval";
+
+/// Template, tool-run and retrieval headers. For a stream, what happened before the headers were sent
 /// (the template, and every tool run: the loop finishes before the answer streams).
 fn trail_headers(t: &crate::domain::TrailState, headers: &mut axum::http::HeaderMap) {
     if let Some(v) = t
@@ -131,6 +141,18 @@ fn trail_headers(t: &crate::domain::TrailState, headers: &mut axum::http::Header
         .and_then(|s| header::HeaderValue::from_str(s).ok())
     {
         headers.insert(TEMPLATE_HEADER, v);
+    }
+    if let Some(r) = &t.retrieval {
+        let v = format!(
+            "{}; status={}; cited={}; dropped={}",
+            r.collection,
+            r.status,
+            r.citations.len(),
+            r.dropped.len()
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&v) {
+            headers.insert(RETRIEVAL_HEADER, v);
+        }
     }
     let runs: Vec<String> = t
         .tool_runs

@@ -4,6 +4,7 @@ mod admin;
 mod embeddings;
 mod handlers;
 mod middleware;
+mod rag;
 mod templates;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -19,6 +20,7 @@ use crate::domain::router::Router as DomainRouter;
 use crate::layers::guard::{
     InputGuard, InputGuardLayer, OutputGuard, OutputGuardLayer, PolicyResolve, PolicyResolveLayer,
 };
+use crate::layers::rag::{RetrievalLayer, Retrieve};
 use crate::layers::structured::{StructuredOutput, StructuredOutputLayer};
 use crate::layers::template::{TemplateLayer, TemplateRender};
 use crate::layers::tools::{ToolLayer, ToolLoop};
@@ -30,7 +32,7 @@ use crate::server::Stores;
 
 /// The domain stack (DESIGN.md, request flow) as built today.
 pub type Domain = TemplateRender<
-    PolicyResolve<InputGuard<ToolLoop<StructuredOutput<OutputGuard<DomainRouter>>>>>,
+    PolicyResolve<InputGuard<Retrieve<ToolLoop<StructuredOutput<OutputGuard<DomainRouter>>>>>>,
 >;
 
 /// The request id header, set on every response.
@@ -50,6 +52,8 @@ pub struct AppState {
     pub policies: Option<Arc<PolicyStore>>,
     /// Prompt templates; `None` when the config has no `prompts:`.
     pub templates: Option<Arc<TemplateStore>>,
+    /// Retrieval; `None` when the config has no `rag:` (or the store was not opened).
+    pub rag: Option<Arc<crate::rag::Rag>>,
     /// Set on shutdown: `/readyz` answers 503 and new chat requests are refused.
     pub draining: AtomicBool,
     /// Requests in flight, for the `max_in_flight` limit.
@@ -66,6 +70,14 @@ impl AppState {
             ..
         } = stores;
         let models = Arc::new(ModelRegistry::new(&config));
+        let rag = match (&config.rag, stores.vectors.clone()) {
+            (Some(rc), Some(store)) => Some(Arc::new(crate::rag::Rag::with_registry(
+                rc.clone(),
+                store,
+                models.clone(),
+            ))),
+            _ => None,
+        };
         let metrics = Arc::new(Metrics::new());
         if let Some(store) = &policies {
             metrics.policy.set_version(&store.current().version);
@@ -74,6 +86,11 @@ impl AppState {
             .layer(TemplateLayer::new(templates.clone(), metrics.clone()))
             .layer(PolicyResolveLayer::new(policies.clone()))
             .layer(InputGuardLayer::new(metrics.clone()))
+            .layer(RetrievalLayer::new(
+                rag.clone(),
+                templates.clone(),
+                metrics.clone(),
+            ))
             .layer(ToolLayer::new(server_tools, metrics.clone()))
             .layer(StructuredOutputLayer::new(metrics.clone()))
             .layer(OutputGuardLayer::new(metrics.clone()))
@@ -85,6 +102,7 @@ impl AppState {
             domain,
             policies,
             templates,
+            rag,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         })
@@ -100,6 +118,12 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/v1/models", get(handlers::list_models))
         .route("/v1/policies", get(admin::list_policies))
         .route("/v1/templates", get(templates::list_templates))
+        .route("/v1/rag/collections", get(rag::collections))
+        .route(
+            "/v1/rag/{collection}/documents",
+            post(rag::ingest).delete(rag::delete),
+        )
+        .route("/v1/rag/{collection}/search", post(rag::search))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))

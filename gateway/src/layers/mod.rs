@@ -2,6 +2,7 @@
 //! from the request's resolved policy and passes through when it has nothing to do.
 
 pub mod guard;
+pub mod rag;
 pub mod structured;
 pub mod template;
 pub mod tools;

@@ -62,6 +62,17 @@ pub(super) fn compile(path: &Path, raw: RawPolicy) -> Result<Policy, Vec<Invalid
             Vec::new()
         }
     };
+    let retrieval = match raw.retrieval.map(super::retrieval::Retrieval::from_raw) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err((k, message))) => {
+            errors.push((
+                vec![Segment::Key("retrieval".into()), Segment::Key(k.into())],
+                message,
+            ));
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -79,6 +90,7 @@ pub(super) fn compile(path: &Path, raw: RawPolicy) -> Result<Policy, Vec<Invalid
         },
         rules,
         tests,
+        retrieval,
         stages: [
             StageRules::default(),
             StageRules::default(),

@@ -15,6 +15,7 @@ pub mod detect;
 pub mod evaluate;
 pub mod load;
 mod raw;
+pub mod retrieval;
 pub mod rules;
 pub mod schema;
 pub mod set;

@@ -21,6 +21,8 @@ pub struct RawPolicy {
     #[serde(default)]
     pub stream: RawStream,
     #[serde(default)]
+    pub retrieval: Option<RawRetrieval>,
+    #[serde(default)]
     pub rules: Vec<RawRule>,
     #[serde(default)]
     pub tests: Vec<RawCase>,
@@ -38,6 +40,21 @@ pub struct RawAppliesTo {
     pub routes: Vec<String>,
     #[serde(default)]
     pub models: Vec<String>,
+}
+
+/// `retrieval:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetrieval {
+    pub collection: String,
+    pub top_k: Option<usize>,
+    pub score_threshold: Option<f32>,
+    pub max_context_tokens: Option<usize>,
+    pub timeout_ms: Option<u64>,
+    pub on_empty: Option<String>,
+    pub on_error: Option<String>,
+    pub on_blocked: Option<String>,
+    pub template: Option<String>,
 }
 
 /// `stream:`.

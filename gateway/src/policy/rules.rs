@@ -217,6 +217,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Test cases written in the file.
     pub tests: Vec<super::cases::Case>,
+    /// Grounding in a document collection, when the policy asks for it.
+    pub retrieval: Option<super::retrieval::Retrieval>,
     pub(crate) stages: [StageRules; 3],
 }
 

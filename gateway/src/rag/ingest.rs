@@ -1,7 +1,7 @@
-//! Ingestion: files → chunks → vectors → the store, idempotently. A chunk whose id (tenant,
-//! source, position, content hash) is already stored is neither embedded nor written again;
-//! chunks a source no longer has, and sources that disappeared from an ingested directory,
-//! are deleted.
+//! Ingestion: documents → chunks → vectors → the store, idempotently. A chunk whose id
+//! (tenant, source, position, content hash) is already stored is neither embedded nor written
+//! again; chunks a source no longer has, and sources that disappeared from an ingested
+//! directory, are deleted.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -25,11 +25,11 @@ pub enum IngestError {
 }
 
 /// What an ingestion did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct IngestReport {
-    /// Files read.
+    /// Documents read.
     pub files: usize,
-    /// Chunks the files make.
+    /// Chunks the documents make.
     pub chunks: usize,
     /// Chunks embedded and written (new or changed).
     pub written: usize,
@@ -47,62 +47,95 @@ pub type EmbedFn<'a> = dyn Fn(Vec<String>) -> futures::future::BoxFuture<'a, Res
     + Sync
     + 'a;
 
-/// Ingests `paths` into `collection` for `tenant`. `count` is the embedding tokenizer's
-/// token count; `progress(done_files, total_files)` is called after each file.
-#[allow(clippy::too_many_arguments)]
-pub async fn ingest(
-    store: &dyn VectorStore,
-    embed: &EmbedFn<'_>,
-    dim: usize,
-    collection: &str,
-    tenant: &str,
-    paths: &[PathBuf],
-    size: ChunkSize,
-    count: &(dyn Fn(&str) -> usize + Sync),
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<IngestReport, IngestError> {
-    store.ensure_collection(collection, dim).await?;
-    let (files, unknown) = collect(paths)?;
-    let mut report = IngestReport {
-        files: files.len(),
-        skipped: unknown.iter().map(|p| p.display().to_string()).collect(),
-        ..Default::default()
-    };
-    // What the store holds for this tenant, by source.
-    let mut stored: HashMap<String, Vec<u64>> = HashMap::new();
-    let mut stored_ids: HashSet<u64> = HashSet::new();
-    for c in store.chunks(collection, tenant, None).await? {
-        stored_ids.insert(c.id);
-        stored.entry(c.source).or_default().push(c.id);
+/// Where and how chunks are written: one tenant's view of one collection.
+pub struct Target<'a> {
+    /// The store.
+    pub store: &'a dyn VectorStore,
+    /// The embedding model.
+    pub embed: &'a EmbedFn<'a>,
+    /// Its vector dimension.
+    pub dim: usize,
+    /// Collection written to; created if missing.
+    pub collection: &'a str,
+    /// Owner of the chunks.
+    pub tenant: &'a str,
+    /// Chunk length and overlap.
+    pub size: ChunkSize,
+    /// The embedding tokenizer's token count.
+    pub count: &'a (dyn Fn(&str) -> usize + Sync),
+}
+
+/// A document given as text (HTTP ingestion) rather than as a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Name it is stored and cited under.
+    pub source: String,
+    /// How it is chunked.
+    pub format: Format,
+    /// Its content.
+    pub text: String,
+}
+
+/// What the store holds for a tenant, by source.
+struct Stored {
+    by_source: HashMap<String, Vec<u64>>,
+    ids: HashSet<u64>,
+}
+
+impl Target<'_> {
+    async fn stored(&self) -> Result<Stored, IngestError> {
+        self.store
+            .ensure_collection(self.collection, self.dim)
+            .await?;
+        let mut stored = Stored {
+            by_source: HashMap::new(),
+            ids: HashSet::new(),
+        };
+        for c in self
+            .store
+            .chunks(self.collection, self.tenant, None)
+            .await?
+        {
+            stored.ids.insert(c.id);
+            stored.by_source.entry(c.source).or_default().push(c.id);
+        }
+        Ok(stored)
     }
-    let mut seen_sources = HashSet::new();
-    for (i, file) in files.iter().enumerate() {
-        let source = source_name(file);
-        let format = Format::of(file).expect("collect keeps known formats");
-        let text = read(file)?;
-        let chunks: Vec<Prepared> = prepare(&source, &text, format, size, count);
+
+    /// Brings one source in step with `text`: embeds and writes its new chunks, deletes the
+    /// ones it no longer has.
+    async fn source(
+        &self,
+        source: &str,
+        text: &str,
+        format: Format,
+        stored: &Stored,
+        report: &mut IngestReport,
+    ) -> Result<(), IngestError> {
+        let chunks: Vec<Prepared> = prepare(source, text, format, self.size, self.count);
+        report.files += 1;
         report.chunks += chunks.len();
         let ids: Vec<u64> = chunks
             .iter()
-            .map(|c| point_id(tenant, &c.source, c.chunk, &c.content_hash))
+            .map(|c| point_id(self.tenant, &c.source, c.chunk, &c.content_hash))
             .collect();
-        let fresh: Vec<(&Prepared, u64)> = chunks
+        let fresh: Vec<&Prepared> = chunks
             .iter()
             .zip(&ids)
-            .filter(|(_, id)| !stored_ids.contains(id))
-            .map(|(c, &id)| (c, id))
+            .filter(|(_, id)| !stored.ids.contains(id))
+            .map(|(c, _)| c)
             .collect();
         report.unchanged += chunks.len() - fresh.len();
         if !fresh.is_empty() {
-            let texts = fresh.iter().map(|(c, _)| c.embed_text.clone()).collect();
-            let vectors = embed(texts).await.map_err(IngestError::Embedding)?;
+            let texts = fresh.iter().map(|c| c.embed_text.clone()).collect();
+            let vectors = (self.embed)(texts).await.map_err(IngestError::Embedding)?;
             let points = fresh
                 .iter()
                 .zip(vectors)
-                .map(|((c, _), vector)| ChunkPoint {
+                .map(|(c, vector)| ChunkPoint {
                     vector,
                     payload: ChunkPayload {
-                        tenant: tenant.to_string(),
+                        tenant: self.tenant.to_string(),
                         source: c.source.clone(),
                         chunk: c.chunk,
                         content_hash: c.content_hash.clone(),
@@ -111,12 +144,12 @@ pub async fn ingest(
                     },
                 })
                 .collect();
-            report.written += store.upsert(collection, points).await?;
+            report.written += self.store.upsert(self.collection, points).await?;
         }
-        // Chunks this source had before and no longer has.
         let keep: HashSet<u64> = ids.into_iter().collect();
         let stale: Vec<u64> = stored
-            .get(&source)
+            .by_source
+            .get(source)
             .map(|old| {
                 old.iter()
                     .copied()
@@ -125,22 +158,68 @@ pub async fn ingest(
             })
             .unwrap_or_default();
         if !stale.is_empty() {
-            report.deleted += store.delete(collection, tenant, stale).await?;
+            report.deleted += self
+                .store
+                .delete(self.collection, self.tenant, stale)
+                .await?;
         }
+        Ok(())
+    }
+}
+
+/// Ingests the files under `paths`; `progress(done_files, total_files)` is called after each
+/// file. Sources stored from an ingested directory that are gone from it are deleted.
+pub async fn ingest(
+    target: &Target<'_>,
+    paths: &[PathBuf],
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<IngestReport, IngestError> {
+    let stored = target.stored().await?;
+    let (files, unknown) = collect(paths)?;
+    let mut report = IngestReport {
+        skipped: unknown.iter().map(|p| p.display().to_string()).collect(),
+        ..Default::default()
+    };
+    let mut seen_sources = HashSet::new();
+    for (i, file) in files.iter().enumerate() {
+        let source = source_name(file);
+        let format = Format::of(file).expect("collect keeps known formats");
+        let text = read(file)?;
+        target
+            .source(&source, &text, format, &stored, &mut report)
+            .await?;
         seen_sources.insert(source);
         progress(i + 1, files.len());
     }
-    // Sources under an ingested directory that are gone from disk.
     let roots: Vec<String> = paths
         .iter()
         .filter(|p| p.is_dir())
         .map(|p| format!("{}/", source_name(p).trim_end_matches('/')))
         .collect();
-    for source in stored.keys() {
+    for source in stored.by_source.keys() {
         let under_root = roots.iter().any(|r| source.starts_with(r.as_str()));
         if under_root && !seen_sources.contains(source) {
-            report.deleted += store.delete_source(collection, tenant, source).await?;
+            report.deleted += target
+                .store
+                .delete_source(target.collection, target.tenant, source)
+                .await?;
         }
+    }
+    Ok(report)
+}
+
+/// Ingests documents given as text; each replaces what its source had. Other sources are
+/// left alone (delete them explicitly).
+pub async fn ingest_documents(
+    target: &Target<'_>,
+    docs: &[Document],
+) -> Result<IngestReport, IngestError> {
+    let stored = target.stored().await?;
+    let mut report = IngestReport::default();
+    for d in docs {
+        target
+            .source(&d.source, &d.text, d.format, &stored, &mut report)
+            .await?;
     }
     Ok(report)
 }

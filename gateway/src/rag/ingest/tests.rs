@@ -49,6 +49,11 @@ impl Fixture {
     }
 
     async fn ingest(&self, tenant: &str) -> IngestReport {
+        self.run(tenant, None).await
+    }
+
+    /// Ingests the `docs` directory, or `docs` given as text when some.
+    async fn run(&self, tenant: &str, docs: Option<&[Document]>) -> IngestReport {
         let embedded = self.embedded.clone();
         let embed = move |texts: Vec<String>| {
             *embedded.lock().unwrap() += texts.len();
@@ -58,18 +63,19 @@ impl Fixture {
             max_tokens: 12,
             overlap_tokens: 0,
         };
-        ingest(
-            self.store(),
-            &embed,
-            DIM,
-            "docs",
+        let target = Target {
+            store: self.store(),
+            embed: &embed,
+            dim: DIM,
+            collection: "docs",
             tenant,
-            &[self.root.join("docs")],
             size,
-            &words,
-            &|_, _| {},
-        )
-        .await
+            count: &words,
+        };
+        match docs {
+            None => ingest(&target, &[self.root.join("docs")], &|_, _| {}).await,
+            Some(docs) => ingest_documents(&target, docs).await,
+        }
         .unwrap()
     }
 
@@ -140,4 +146,34 @@ async fn reingesting_is_a_no_op_and_changes_are_tracked() {
         f.store().chunks("docs", "acme", None).await.unwrap().len(),
         left.len()
     );
+}
+
+#[tokio::test]
+async fn documents_given_as_text_replace_only_their_own_source() {
+    let f = Fixture::new();
+    let doc = |source: &str, text: &str| Document {
+        source: source.into(),
+        format: Format::Markdown,
+        text: text.into(),
+    };
+    let first = [
+        doc(
+            "a.md",
+            "# A\n\nAlpha one two three.\n\nAlpha four five six.",
+        ),
+        doc("b.md", "Beta text here."),
+    ];
+    let r = f.run("acme", Some(&first)).await;
+    assert_eq!((r.files, r.written, r.deleted), (2, r.chunks, 0));
+    // Re-sending a is a no-op; changing it rewrites one chunk; b is untouched throughout.
+    let again = f.run("acme", Some(&first[..1])).await;
+    assert_eq!((again.written, again.deleted), (0, 0));
+    let changed = [doc("a.md", "# A\n\nAlpha one two three.")];
+    let c = f.run("acme", Some(&changed)).await;
+    assert_eq!(c.written + c.unchanged, c.chunks);
+    assert!(c.deleted >= 1, "{c:?}");
+    let left = f.store().chunks("docs", "acme", None).await.unwrap();
+    let mut names: Vec<&str> = left.iter().map(|c| c.source.as_str()).collect();
+    names.dedup();
+    assert_eq!(names.len(), 2, "{names:?}");
 }

@@ -38,6 +38,9 @@ pub struct EdgeStore {
 
 struct Inner {
     root: PathBuf,
+    /// Held while open: a second opener (another gatehouse on the same data dir) would
+    /// corrupt the shards, so it gets a clear error instead.
+    _lock: std::fs::File,
     collections: RwLock<HashMap<String, Arc<Collection>>>,
     /// Serializes collection creation so two callers cannot both create one shard.
     create: Mutex<()>,
@@ -49,6 +52,7 @@ impl EdgeStore {
     /// Blocks on disk I/O; call it at startup or inside `spawn_blocking`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| io_error(data_dir, e))?;
+        let lock = lock(data_dir)?;
         let mut collections = HashMap::new();
         for entry in std::fs::read_dir(data_dir).map_err(|e| io_error(data_dir, e))? {
             let path = entry.map_err(|e| io_error(data_dir, e))?.path();
@@ -66,6 +70,7 @@ impl EdgeStore {
         let root = data_dir.to_owned();
         let inner = Arc::new(Inner {
             root,
+            _lock: lock,
             collections,
             create: Mutex::new(()),
         });
@@ -75,6 +80,26 @@ impl EdgeStore {
     fn collection(&self, name: &str) -> Result<Arc<Collection>, StoreError> {
         let found = self.inner.get(name)?;
         found.ok_or_else(|| StoreError::NoSuchCollection(name.to_owned()))
+    }
+}
+
+/// Takes the exclusive lock of `data_dir` (`.lock` in it).
+fn lock(data_dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "{} is in use by another process (a running gatehouse server?): \
+             stop it, or go through its HTTP API (/v1/rag/...)",
+            data_dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_error(&path, e)),
     }
 }
 

@@ -5,8 +5,10 @@
 //! one tenant can never see or remove another tenant's chunks.
 
 pub mod edge;
+pub mod qdrant;
 
 pub use edge::EdgeStore;
+pub use qdrant::QdrantStore;
 
 use sha2::{Digest, Sha256};
 
