@@ -18,8 +18,11 @@ fn gatehouse() -> Command {
 
 /// Starts `gatehouse serve` on port 0; returns the child and its address.
 fn serve(config: &str) -> (Child, String) {
+    // A RAG data dir of its own: the config's may be held by a gateway the developer runs.
+    let data = std::env::temp_dir().join(format!("gh-cli-serve-{}", std::process::id()));
     let mut child = gatehouse()
         .args(["serve", "--config", config, "--listen", "127.0.0.1:0"])
+        .env("GATEHOUSE__RAG__DATA_DIR", &data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -419,4 +422,98 @@ fn batch_runs_the_soc_sample_with_progress_resume_and_summary() {
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn rag_ingest_search_collections_and_the_data_dir_lock() {
+    let dir = std::env::temp_dir().join(format!("gh-cli-rag-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("docs")).unwrap();
+    std::fs::write(
+        dir.join("docs/kettle.md"),
+        "# Kettle\n\nDescale the kettle every month with white vinegar.",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("docs/bike.txt"),
+        "Inflate road bike tyres to between 80 and 100 psi.",
+    )
+    .unwrap();
+    std::fs::write(dir.join("docs/scan.pdf"), "%PDF").unwrap();
+    let config = dir.join("gatehouse.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "models:\n  - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: {}\nrag:\n  data_dir: {}\n",
+            repo().join("models/all-minilm-l6-v2").display(),
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = gatehouse()
+            .arg("rag")
+            .args(args)
+            .args(["--config", cfg])
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let docs = dir.join("docs");
+    let docs = docs.to_str().unwrap();
+    let (code, out, err) = run(&["ingest", docs, "--collection", "kb", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(report["files"], 2, "{report}");
+    assert!(report["written"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(report["written"], report["chunks"]);
+    // Again: nothing is embedded or written; the summary says so.
+    let (code, out, _) = run(&["ingest", docs, "--collection", "kb"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(": 0 written,"), "{out}");
+
+    let (code, out, err) = run(&[
+        "search",
+        "how hard to pump bicycle tyres",
+        "--collection",
+        "kb",
+        "--top-k",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let hit: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert!(
+        hit["source"].as_str().unwrap().ends_with("docs/bike.txt"),
+        "{hit}"
+    );
+    // Another tenant has no chunks.
+    let (_, out, _) = run(&[
+        "search",
+        "bicycle",
+        "--collection",
+        "kb",
+        "--tenant",
+        "acme",
+    ]);
+    assert!(out.contains("no chunks"), "{out}");
+
+    let (code, out, _) = run(&["collections"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("kb ") && l.contains(" 384 ")),
+        "{out}"
+    );
+
+    // While another process (here: this test) holds the data directory, the CLI refuses
+    // with a message that says what to do.
+    let held = gateway::rag::store::EdgeStore::open(&dir.join("data")).unwrap();
+    let (code, _, err) = run(&["collections"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("in use by another process"), "{err}");
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
 }

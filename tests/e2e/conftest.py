@@ -19,12 +19,15 @@ def _binary():
 
 
 @pytest.fixture(scope="session")
-def gateway():
+def gateway(tmp_path_factory):
+    # A data dir of its own: the default one may be held by a gateway the developer runs.
+    env = dict(os.environ, GATEHOUSE__RAG__DATA_DIR=str(tmp_path_factory.mktemp("rag")))
     proc = subprocess.Popen(
         [str(_binary()), "serve", "--config", "config/gatehouse.yaml", "--listen", "127.0.0.1:0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     line = proc.stdout.readline().strip()
     prefix = "gatehouse listening on "
