@@ -195,9 +195,26 @@ fn grounded() -> SocketAddr {
             "id: grounded\ndefault: true\nretrieval:\n  collection: kb\n  top_k: 2\n  score_threshold: 0.2\nrules:\n  - id: injection\n    kind: prompt_injection\n    stages: [input]\n    action: block\n",
         )
         .unwrap();
+        // Policies that refuse when retrieval finds nothing, or fails; their models are never
+        // reached (remote, on a closed port).
+        std::fs::write(
+            root.join("policies/strict-empty.yaml"),
+            "id: strict-empty\napplies_to:\n  models: [strict-empty]\nretrieval:\n  collection: kb\n  score_threshold: 0.99\n  on_empty: refuse\nrules: []\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("policies/strict-down.yaml"),
+            "id: strict-down\napplies_to:\n  models: [strict-down]\nretrieval:\n  collection: no-such-collection\n  on_error: refuse\nrules: []\n",
+        )
+        .unwrap();
+        let remote = |id: &str| {
+            format!("  - id: {id}\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\n")
+        };
         let yaml = format!(
-            "server:\n  listen: 127.0.0.1:0\nmodels:\n{}  - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: ../models/all-minilm-l6-v2\npolicies:\n  dir: {}\n  watch: false\nrag:\n  data_dir: {}\n",
+            "server:\n  listen: 127.0.0.1:0\nmodels:\n{}{}{}  - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: ../models/all-minilm-l6-v2\npolicies:\n  dir: {}\n  watch: false\nrag:\n  data_dir: {}\n",
             common::smollm2("smollm2-135m", 8),
+            remote("strict-empty"),
+            remote("strict-down"),
             root.join("policies").display(),
             root.join("data").display()
         );
@@ -332,4 +349,40 @@ async fn injected_document_text_is_blocked_before_the_model() {
             .any(|l| l.contains("policy_decisions_total") && l.contains("rule=\"injection\"")),
         "the block is recorded as a decision"
     );
+}
+
+#[tokio::test]
+async fn policies_decide_what_empty_or_failed_retrieval_does() {
+    let addr = grounded();
+    ingest_kb(addr).await;
+    let mut body = ask("How high is Mount Arlen?", false);
+    body["model"] = json!("strict-empty");
+    let r = to(addr, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "no_relevant_context", "{v}");
+
+    body["model"] = json!("strict-down");
+    let r = to(addr, "/v1/chat/completions", body).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "retrieval_unavailable", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-collection"),
+        "{v}"
+    );
+
+    // The default policy answers without context when nothing is found.
+    let r = to(addr, "/v1/chat/completions", ask("zzqx vbnm plokij", false)).await;
+    assert_eq!(r.status(), 200);
+    let header = r.headers()["x-gatehouse-retrieval"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let v: Value = r.json().await.unwrap();
+    assert!(header.starts_with("kb; status=empty; cited=0"), "{header}");
+    assert!(v.get("citations").is_none(), "{v}");
 }
