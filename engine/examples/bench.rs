@@ -32,6 +32,7 @@ async fn measure(id: &str, path: &str, dtype: DType, tokens: usize) -> Row {
         dtype,
         max_concurrent: 1,
         draft: None,
+        prefix_cache: engine::DEFAULT_PREFIX_CACHE,
     };
     let model = LocalModel::load(spec)
         .await

@@ -34,6 +34,7 @@ async fn main() {
         dtype: DType::F32,
         max_concurrent: 4,
         draft: None,
+        prefix_cache: engine::DEFAULT_PREFIX_CACHE,
     };
     let m = LocalModel::load(spec).await.expect("load");
     // Two prompts of equal token length (batched together) and one of another length.

@@ -77,6 +77,7 @@ fn spec(id: &str, path: &str, draft: Option<(&str, usize)>) -> ModelSpec {
             gamma,
             mode: SpeculativeMode::On,
         }),
+        prefix_cache: engine::DEFAULT_PREFIX_CACHE,
     }
 }
 

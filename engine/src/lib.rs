@@ -9,7 +9,7 @@ mod stop;
 mod types;
 
 pub use embed::{check_pipeline, Embedder, EmbeddingSpec, Embeddings};
-pub use model::{Generation, LocalModel, ModelSpec};
+pub use model::{Generation, LocalModel, ModelSpec, DEFAULT_PREFIX_CACHE};
 pub use sampler::{distribution, SeededSampler};
 pub use speculative::{
     verify as speculative_verify, AutoDecision, DraftSpec, SpeculativeInfo, SpeculativeMode,

@@ -39,7 +39,13 @@ pub struct ModelSpec {
     pub max_concurrent: usize,
     /// A draft model for speculative decoding.
     pub draft: Option<DraftSpec>,
+    /// Finished sequences whose KV cache is kept for reuse by a later prompt with the same
+    /// prefix (mistral.rs' prefix cache); 0 turns it off. Ignored with a draft.
+    pub prefix_cache: usize,
 }
+
+/// Prefix cache entries when the config does not say (mistral.rs' own default).
+pub const DEFAULT_PREFIX_CACHE: usize = 16;
 
 /// A loaded model with its own engine thread.
 pub struct LocalModel {
@@ -137,7 +143,8 @@ impl LocalModel {
     pub async fn load(spec: ModelSpec) -> Result<Self, EngineError> {
         let target = load_pipeline_blocking(spec.id.clone(), spec.path.clone(), spec.dtype).await?;
         let Some(draft) = spec.draft.clone() else {
-            return Self::from_pipeline(spec.id, target, spec.max_concurrent, false).await;
+            return Self::from_pipeline(spec.id, target, spec.max_concurrent, spec.prefix_cache)
+                .await;
         };
         let draft_pipeline =
             load_pipeline_blocking(format!("{}-draft", spec.id), draft.path.clone(), spec.dtype)
@@ -169,12 +176,13 @@ impl LocalModel {
         // The prefix cache would restore the target's KV cache but not the draft's, so a
         // speculative engine runs without one (docs/speculative.md).
         let mut speculative =
-            Self::from_pipeline(spec.id.clone(), joined, spec.max_concurrent, true).await?;
+            Self::from_pipeline(spec.id.clone(), joined, spec.max_concurrent, 0).await?;
         speculative.speculative = Some(info.clone());
         if draft.mode == SpeculativeMode::On {
             return Ok(speculative);
         }
-        let plain = Self::from_pipeline(spec.id, target, spec.max_concurrent, false).await?;
+        let plain =
+            Self::from_pipeline(spec.id, target, spec.max_concurrent, spec.prefix_cache).await?;
         let plain_tps = plain.measure_decode().await?;
         let speculative_tps = speculative.measure_decode().await?;
         let decision = AutoDecision {
@@ -242,7 +250,7 @@ impl LocalModel {
         id: String,
         pipeline: Arc<tokio::sync::Mutex<dyn Pipeline>>,
         max_concurrent: usize,
-        no_prefix_cache: bool,
+        prefix_cache: usize,
     ) -> Result<Self, EngineError> {
         let max_seq_len = pipeline.lock().await.get_metadata().max_seq_len;
         let sched = SchedulerConfig::DefaultScheduler {
@@ -252,7 +260,8 @@ impl LocalModel {
         };
         let runner = MistralRsBuilder::new(pipeline, sched, false, None)
             .with_model_id(id.clone())
-            .with_no_prefix_cache(no_prefix_cache)
+            .with_no_prefix_cache(prefix_cache == 0)
+            .with_prefix_cache_n(prefix_cache.max(1))
             .build()
             .await;
         Ok(Self {

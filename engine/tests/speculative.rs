@@ -28,6 +28,7 @@ fn spec(id: &str, draft: Option<usize>) -> ModelSpec {
             gamma,
             mode: SpeculativeMode::On,
         }),
+        prefix_cache: engine::DEFAULT_PREFIX_CACHE,
     }
 }
 

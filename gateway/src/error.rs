@@ -90,9 +90,63 @@ pub enum ApiError {
     /// Retrieval is off (no `rag:` in the config).
     #[error("retrieval is off: the configuration has no `rag:` section")]
     RagDisabled,
-    /// An admin endpoint without the admin token.
-    #[error("this endpoint needs the admin token (Authorization: Bearer ...)")]
-    AdminUnauthorized,
+    /// No `Authorization: Bearer` key.
+    #[error("missing API key: send it as `Authorization: Bearer <key>`")]
+    MissingApiKey,
+    /// The key is unknown or revoked.
+    #[error("invalid API key")]
+    InvalidApiKey,
+    /// Keys cannot be checked (Redis down, `redis.on_error.auth: fail_closed`).
+    #[error("{0}")]
+    AuthUnavailable(String),
+    /// The key's tenant is not configured on this gateway.
+    #[error("tenant `{0}` is not configured on this gateway")]
+    TenantNotConfigured(String),
+    /// An admin endpoint called with a `user` key.
+    #[error("this endpoint needs an admin key")]
+    AdminRequired,
+    /// The tenant may not use the model.
+    #[error("the model `{model}` is not available to tenant `{tenant}`")]
+    ModelNotAllowed {
+        /// Model id.
+        model: String,
+        /// Tenant id.
+        tenant: String,
+    },
+    /// A user key naming another tenant's data.
+    #[error("a key of tenant `{own}` cannot act for tenant `{asked}`")]
+    TenantMismatch {
+        /// The key's tenant.
+        own: String,
+        /// The tenant the request named.
+        asked: String,
+    },
+    /// Over a rate limit or quota.
+    #[error("rate limit reached for {} of this {}: {value} {}; retry after {:.1}s", limit.as_str(), scope.as_str(), limit_unit(*limit), retry_after.as_secs_f64())]
+    RateLimited {
+        /// Tenant or key.
+        scope: crate::limits::ScopeKind,
+        /// Which limit.
+        limit: crate::limits::LimitKind,
+        /// Its configured value.
+        value: u64,
+        /// When a retry can succeed.
+        retry_after: std::time::Duration,
+    },
+    /// Rate limits cannot be checked (Redis down, `redis.on_error.rate_limits: fail_closed`).
+    #[error("{0}")]
+    RateLimiterUnavailable(String),
+    /// The response cache failed (Redis down, `redis.on_error.cache: fail_closed`).
+    #[error("the response cache is unavailable: {0}")]
+    CacheUnavailable(String),
+    /// The policy the tenant is pinned to is not in the policies in force.
+    #[error("policy `{policy}` of tenant `{tenant}` is not loaded")]
+    PolicyNotFound {
+        /// Policy id.
+        policy: String,
+        /// Tenant id.
+        tenant: String,
+    },
     /// A bug: a handler panicked.
     #[error("internal error")]
     Internal,
@@ -280,10 +334,60 @@ impl ApiError {
                 "invalid_request_error",
                 "rag_disabled",
             ),
-            AdminUnauthorized => (
+            MissingApiKey => (
                 StatusCode::UNAUTHORIZED,
                 "invalid_request_error",
-                "admin_unauthorized",
+                "missing_api_key",
+            ),
+            InvalidApiKey => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "invalid_api_key",
+            ),
+            AuthUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "auth_unavailable",
+            ),
+            TenantNotConfigured(_) => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "tenant_not_configured",
+            ),
+            AdminRequired => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "admin_required",
+            ),
+            ModelNotAllowed { .. } => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "model_not_allowed",
+            ),
+            TenantMismatch { .. } => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "tenant_mismatch",
+            ),
+            RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            RateLimiterUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "rate_limiter_unavailable",
+            ),
+            CacheUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "cache_unavailable",
+            ),
+            PolicyNotFound { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "policy_unavailable",
             ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -296,7 +400,8 @@ impl ApiError {
     fn param(&self) -> Option<&'static str> {
         match self {
             ApiError::InvalidRequest { param, .. } => Some(param),
-            ApiError::ModelNotFound(_) => Some("model"),
+            ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed { .. } => Some("model"),
+            ApiError::TenantMismatch { .. } => Some("tenant"),
             ApiError::Template(crate::prompts::TemplateError::Variables { .. }) => {
                 Some("variables")
             }
@@ -326,16 +431,33 @@ impl ApiError {
     }
 }
 
+fn limit_unit(l: crate::limits::LimitKind) -> &'static str {
+    match l {
+        crate::limits::LimitKind::Requests => "requests per minute",
+        crate::limits::LimitKind::Tokens => "tokens per minute",
+        crate::limits::LimitKind::Concurrent => "requests at once",
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _, _) = self.parts();
         let mut resp = (status, axum::Json(self.body())).into_response();
-        if matches!(
+        if let ApiError::RateLimited { retry_after, .. } = &self {
+            // Whole seconds, rounded up: retrying earlier would be refused again.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        } else if matches!(
             status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
         ) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if matches!(self, ApiError::BodyTooLarge { .. }) {
             // The unread rest of the body is still on the wire: the connection cannot be reused.
@@ -357,6 +479,25 @@ mod tests {
         assert_eq!(b["error"]["code"], "model_not_found");
         assert_eq!(b["error"]["param"], "model");
         assert_eq!(b["error"]["message"], "the model `x` does not exist");
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry() {
+        let e = ApiError::RateLimited {
+            scope: crate::limits::ScopeKind::Tenant,
+            limit: crate::limits::LimitKind::Requests,
+            value: 60,
+            retry_after: std::time::Duration::from_millis(1200),
+        };
+        assert_eq!(
+            e.to_string(),
+            "rate limit reached for requests of this tenant: 60 requests per minute; retry after 1.2s"
+        );
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let r = ApiError::MissingApiKey.into_response();
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
     }
 
     #[test]

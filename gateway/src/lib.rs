@@ -4,19 +4,24 @@
 //! server in-process on port 0.
 
 pub mod api;
+pub mod auth;
 pub mod backends;
 pub mod batch;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod kv;
 pub mod layers;
+pub mod limits;
 pub mod metrics;
 pub mod models;
 pub mod policy;
 pub mod prompts;
 pub mod rag;
 pub mod reload;
+pub mod routing;
 pub mod server;
 pub mod tools;

@@ -5,10 +5,13 @@ use std::sync::{Arc, RwLock};
 
 use crate::backends::embedding::EmbeddingBackend;
 use crate::backends::local::LocalBackend;
+use crate::backends::pool::{Member, Pool};
 use crate::backends::remote::RemoteBackend;
 use crate::backends::Backend;
-use crate::config::{BackendConfig, Config, ModelConfig};
+use crate::config::{BackendConfig, Config, FailMode, ModelConfig};
 use crate::domain::admission::Admission;
+use crate::kv::Kv;
+use crate::metrics::Metrics;
 
 /// Where a model is in its life.
 #[derive(Clone)]
@@ -56,11 +59,15 @@ impl ModelSlot {
 pub struct ModelRegistry {
     slots: Vec<Arc<ModelSlot>>,
     by_id: HashMap<String, Arc<ModelSlot>>,
+    /// The prefix→backend map's Redis, for pooled models.
+    routing_kv: Option<(Kv, FailMode)>,
+    metrics: Arc<Metrics>,
 }
 
 impl ModelRegistry {
     /// Slots for every configured model; remote ones are ready at once, local ones loading.
-    pub fn new(config: &Config) -> Self {
+    /// Pooled models keep their prefix→backend map in `routing_kv` when given.
+    pub fn new(config: &Config, routing_kv: Option<(Kv, FailMode)>, metrics: Arc<Metrics>) -> Self {
         let slots: Vec<Arc<ModelSlot>> = config
             .models
             .iter()
@@ -69,10 +76,28 @@ impl ModelRegistry {
                     BackendConfig::Local(_) | BackendConfig::LocalEmbedding(_) => {
                         ModelState::Loading
                     }
-                    BackendConfig::Remote(r) => match RemoteBackend::new(r.clone()) {
-                        Ok(b) => ModelState::Ready(Arc::new(Backend::Remote(b))),
-                        Err(e) => ModelState::Failed(e.to_string()),
-                    },
+                    BackendConfig::Remote(_) if m.replicas.is_empty() => {
+                        match remote_backend(&m.backend) {
+                            Ok(b) => ModelState::Ready(Arc::new(b)),
+                            Err(e) => ModelState::Failed(e),
+                        }
+                    }
+                    BackendConfig::Remote(_) => {
+                        let members: Result<Vec<Member>, String> = std::iter::once(&m.backend)
+                            .chain(&m.replicas)
+                            .map(|b| Ok(Member::new(member_id(b, 0), remote_backend(b)?)))
+                            .collect();
+                        match members {
+                            Ok(members) => ModelState::Ready(Arc::new(Backend::Pool(Pool::new(
+                                m.id.clone(),
+                                members,
+                                m.routing,
+                                routing_kv.clone(),
+                                metrics.clone(),
+                            )))),
+                            Err(e) => ModelState::Failed(e),
+                        }
+                    }
                 };
                 Arc::new(ModelSlot {
                     config: m.clone(),
@@ -85,7 +110,12 @@ impl ModelRegistry {
             .iter()
             .map(|s| (s.config.id.clone(), s.clone()))
             .collect();
-        Self { slots, by_id }
+        Self {
+            slots,
+            by_id,
+            routing_kv,
+            metrics,
+        }
     }
 
     /// The slot serving `id`.
@@ -111,13 +141,62 @@ impl ModelRegistry {
             if matches!(slot.config.backend, BackendConfig::Remote(_)) {
                 continue;
             }
-            let state = match load_backend(&slot.config).await {
+            let state = match self.load_slot(&slot.config).await {
                 Ok(b) => ModelState::Ready(Arc::new(b)),
                 Err(e) => ModelState::Failed(e),
             };
             on_progress(&slot.config.id, &state);
             slot.set(state);
         }
+    }
+}
+
+impl ModelRegistry {
+    /// The backend of a local model: one engine, or a pool of replicas.
+    async fn load_slot(&self, config: &ModelConfig) -> Result<Backend, String> {
+        if config.replicas.is_empty() {
+            return load_backend(config).await;
+        }
+        let mut members = Vec::with_capacity(1 + config.replicas.len());
+        for (i, b) in std::iter::once(&config.backend)
+            .chain(&config.replicas)
+            .enumerate()
+        {
+            let one = ModelConfig {
+                backend: b.clone(),
+                replicas: Vec::new(),
+                max_concurrent: 1,
+                ..config.clone()
+            };
+            let backend = load_backend(&one)
+                .await
+                .map_err(|e| format!("replica {i}: {e}"))?;
+            members.push(Member::new(member_id(b, i), backend));
+        }
+        Ok(Backend::Pool(Pool::new(
+            config.id.clone(),
+            members,
+            config.routing,
+            self.routing_kv.clone(),
+            self.metrics.clone(),
+        )))
+    }
+}
+
+/// A pool member's id: the upstream URL, or `local/N`.
+fn member_id(b: &BackendConfig, i: usize) -> String {
+    match b {
+        BackendConfig::Remote(r) => r.base_url.clone(),
+        _ => format!("local/{i}"),
+    }
+}
+
+fn remote_backend(b: &BackendConfig) -> Result<Backend, String> {
+    match b {
+        BackendConfig::Remote(r) => RemoteBackend::new(r.clone())
+            .map(Backend::Remote)
+            .map_err(|e| e.to_string()),
+        _ => Err("not a remote backend".into()),
     }
 }
 
@@ -131,6 +210,7 @@ pub async fn load_backend(config: &ModelConfig) -> Result<Backend, String> {
                 dtype: local.dtype,
                 max_concurrent: config.max_concurrent,
                 draft: local.draft.clone(),
+                prefix_cache: local.prefix_cache,
             };
             let model = engine::LocalModel::load(spec)
                 .await

@@ -117,6 +117,9 @@ pub fn start_with(
     let grace = config.server.shutdown_grace;
     let watch = config.policies.as_ref().filter(|p| p.watch).cloned();
     let watch_prompts = config.prompts.as_ref().filter(|p| p.watch).cloned();
+    if matches!(config.auth, crate::config::AuthConfig::None) {
+        tracing::warn!(listen = %addr, "auth: none: every request is served without an API key, as no tenant, without rate limits; admin endpoints are open");
+    }
     let state = AppState::new(Arc::new(config), stores.clone());
     let template_watcher = match (watch_prompts, stores.templates) {
         (Some(pc), Some(store)) => {

@@ -409,7 +409,7 @@ async fn client_disconnect_stops_generation() {
 
 #[tokio::test]
 async fn readiness_turns_green_only_after_loading() {
-    let yaml = format!("models:\n{}", smollm2("smollm2-135m", 1));
+    let yaml = format!("auth: none\nmodels:\n{}", smollm2("smollm2-135m", 1));
     let addr = start(config(&yaml));
     let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
     assert_eq!(r.status(), 503);
@@ -441,7 +441,7 @@ fn start_front(
     upstream_model: &str,
 ) -> std::net::SocketAddr {
     let yaml = format!(
-        "{server_yaml}models:\n  - id: fronted\n    backend: remote\n    base_url: http://{base}/v1\n    upstream_model: {upstream_model}\n    api_key_env: GATEHOUSE_TEST_UPSTREAM_KEY\n"
+        "{server_yaml}auth: none\nmodels:\n  - id: fronted\n    backend: remote\n    base_url: http://{base}/v1\n    upstream_model: {upstream_model}\n    api_key_env: GATEHOUSE_TEST_UPSTREAM_KEY\n"
     );
     start(config_with_env(
         &yaml,

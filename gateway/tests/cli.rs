@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use common::*;
@@ -20,23 +19,12 @@ fn gatehouse() -> Command {
 fn serve(config: &str) -> (Child, String) {
     // A RAG data dir of its own: the config's may be held by a gateway the developer runs.
     let data = std::env::temp_dir().join(format!("gh-cli-serve-{}", std::process::id()));
-    let mut child = gatehouse()
-        .args(["serve", "--config", config, "--listen", "127.0.0.1:0"])
-        .env("GATEHOUSE__RAG__DATA_DIR", &data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn gatehouse");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("gatehouse listening on http://")
-        .unwrap_or_else(|| panic!("bad first line {line:?}"))
-        .to_string();
-    (child, addr)
+    let data = data.to_string_lossy().into_owned();
+    let (child, addr) = spawn_gateway(
+        std::path::Path::new(config),
+        &[("GATEHOUSE__RAG__DATA_DIR", data.as_str())],
+    );
+    (child, addr.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -244,7 +232,7 @@ fn serve_refuses_invalid_policies_before_listening() {
     std::fs::write(
         &cfg,
         format!(
-            "models:\n  - id: m\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\npolicies:\n  dir: {}\n",
+            "auth: none\nmodels:\n  - id: m\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\npolicies:\n  dir: {}\n",
             dir.display()
         ),
     )
@@ -444,7 +432,7 @@ fn rag_ingest_search_collections_and_the_data_dir_lock() {
     std::fs::write(
         &config,
         format!(
-            "models:\n  - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: {}\nrag:\n  data_dir: {}\n",
+            "auth: none\nmodels:\n  - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: {}\nrag:\n  data_dir: {}\n",
             repo().join("models/all-minilm-l6-v2").display(),
             dir.join("data").display()
         ),

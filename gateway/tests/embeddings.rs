@@ -18,7 +18,7 @@ fn server() -> SocketAddr {
     static S: OnceLock<SocketAddr> = OnceLock::new();
     *S.get_or_init(|| {
         let yaml = format!(
-            "server:\n  listen: 127.0.0.1:0\nmodels:\n  - id: {MINILM}\n    backend: local\n    kind: embedding\n    path: ../models/all-minilm-l6-v2\n  - id: chat\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\n"
+            "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: {MINILM}\n    backend: local\n    kind: embedding\n    path: ../models/all-minilm-l6-v2\n  - id: chat\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\n"
         );
         let addr = start(common::config(&yaml));
         wait_ready(addr, Duration::from_secs(120));

@@ -149,22 +149,29 @@ fn server() -> &'static Server {
         std::fs::write(dir.join("vowels.yaml"), VOWELS).unwrap();
         let echo = start_echo();
         let yaml = format!(
-            "server:\n  listen: 127.0.0.1:0\n  admin_token_env: GH_TEST_ADMIN\nmodels:\n  - id: echo-chat\n    backend: remote\n    base_url: http://{echo}/v1\n{}policies:\n  dir: {}\n  poll_interval_ms: 100\n",
+            "auth:\n  keys:\n    - id: ops\n      tenant: ops\n      role: admin\n      key_env: GH_TEST_ADMIN\n    - id: app\n      tenant: app\n      key_env: GH_TEST_USER\ntenants:\n  ops: {{}}\n  app: {{}}\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: echo-chat\n    backend: remote\n    base_url: http://{echo}/v1\n{}policies:\n  dir: {}\n  poll_interval_ms: 100\n",
             smollm2("smollm2-vowels", 8),
             dir.display()
         );
         let _ = SMOLLM2;
-        let config = common::config_with_env(&yaml, &[("GH_TEST_ADMIN", "admin-secret")]);
+        let config = common::config_with_env(
+            &yaml,
+            &[("GH_TEST_ADMIN", "admin-secret"), ("GH_TEST_USER", USER_KEY)],
+        );
         let addr = start(config);
         wait_ready(addr, Duration::from_secs(180));
         Server { addr, dir }
     })
 }
 
+/// The `user` key the chat requests send.
+const USER_KEY: &str = "user-secret";
+
 async fn chat(model: &str, content: &str, stream: bool) -> reqwest::Response {
     let s = server();
     reqwest::Client::new()
         .post(format!("http://{}/v1/chat/completions", s.addr))
+        .bearer_auth(USER_KEY)
         .json(&json!({
             "model": model,
             "messages": [{"role": "user", "content": content}],
@@ -322,9 +329,13 @@ async fn version() -> (String, Value) {
 }
 
 #[tokio::test]
-async fn policies_endpoint_needs_the_admin_token() {
+async fn policies_endpoint_needs_an_admin_key() {
     assert_eq!(policies(None).await.status(), 401);
     assert_eq!(policies(Some("wrong")).await.status(), 401);
+    let r = policies(Some(USER_KEY)).await;
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "admin_required");
     let (v, body) = version().await;
     assert!(v.starts_with("sha256:"));
     let ids: Vec<&str> = body["policies"]

@@ -30,7 +30,7 @@ async fn chat(addr: std::net::SocketAddr, body: Value) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn speculative_model_reports_usage_metrics_and_state() {
     let yaml = format!(
-        "server:\n  listen: 127.0.0.1:0\nmodels:\n{}{}{}",
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n{}{}{}",
         smollm2("plain", 8),
         selfdraft("spec", 3, "on"),
         selfdraft("spec-auto", 2, "auto"),

@@ -134,7 +134,7 @@ fn server() -> &'static Server {
         std::fs::write(prompts.join("greet.yaml"), TEMPLATE_V1).unwrap();
         let (upstream, pages) = start_mocks();
         let yaml = format!(
-            "server:\n  listen: 127.0.0.1:0\nmodels:\n{}  - id: prose\n    backend: remote\n    base_url: http://{upstream}/v1\nprompts:\n  dir: {}\n  poll_interval_ms: 100\ntools:\n  max_steps: 2\n  calculator: {{}}\n  http_get:\n    allow: [\"http://{pages}/docs/\"]\n",
+            "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n{}  - id: prose\n    backend: remote\n    base_url: http://{upstream}/v1\nprompts:\n  dir: {}\n  poll_interval_ms: 100\ntools:\n  max_steps: 2\n  calculator: {{}}\n  http_get:\n    allow: [\"http://{pages}/docs/\"]\n",
             smollm2("smollm2-135m", 64),
             prompts.display()
         );

@@ -18,12 +18,11 @@ def _binary():
     return path
 
 
-@pytest.fixture(scope="session")
-def gateway(tmp_path_factory):
-    # A data dir of its own: the default one may be held by a gateway the developer runs.
-    env = dict(os.environ, GATEHOUSE__RAG__DATA_DIR=str(tmp_path_factory.mktemp("rag")))
+def start(config, env):
+    """Runs `gatehouse serve --config CONFIG` on port 0 with `env`; returns (process, base URL)
+    once /readyz says ready."""
     proc = subprocess.Popen(
-        [str(_binary()), "serve", "--config", "config/gatehouse.yaml", "--listen", "127.0.0.1:0"],
+        [str(_binary()), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -43,6 +42,14 @@ def gateway(tmp_path_factory):
             pass
         assert time.time() < deadline, "gateway not ready"
         time.sleep(0.2)
+    return proc, base
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory):
+    # A data dir of its own: the default one may be held by a gateway the developer runs.
+    env = dict(os.environ, GATEHOUSE__RAG__DATA_DIR=str(tmp_path_factory.mktemp("rag")))
+    proc, base = start("config/gatehouse.yaml", env)
     yield base
     proc.terminate()
     assert proc.wait(timeout=60) == 0

@@ -7,7 +7,6 @@ use crate::error::ApiError;
 use crate::rag::documents::Format;
 use crate::rag::ingest::Document;
 use crate::rag::store::Hit;
-use crate::rag::DEFAULT_TENANT;
 
 /// Most documents in one ingestion request.
 pub const MAX_DOCUMENTS: usize = 1000;
@@ -17,8 +16,8 @@ pub const MAX_TOP_K: usize = 100;
 /// `POST /v1/rag/{collection}/documents`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestRequest {
-    /// Owner of the chunks.
-    pub tenant: String,
+    /// Owner of the chunks, when named (else the caller's tenant).
+    pub tenant: Option<String>,
     /// Documents; each replaces what its source had.
     pub documents: Vec<Document>,
 }
@@ -26,8 +25,8 @@ pub struct IngestRequest {
 /// `DELETE /v1/rag/{collection}/documents`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeleteRequest {
-    /// Owner of the chunks.
-    pub tenant: String,
+    /// Owner of the chunks, when named (else the caller's tenant).
+    pub tenant: Option<String>,
     /// Sources whose chunks are deleted.
     pub sources: Vec<String>,
 }
@@ -35,8 +34,8 @@ pub struct DeleteRequest {
 /// `POST /v1/rag/{collection}/search`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
-    /// Tenant whose chunks are searched.
-    pub tenant: String,
+    /// Tenant whose chunks are searched, when named (else the caller's tenant).
+    pub tenant: Option<String>,
     /// The query text.
     pub query: String,
     /// Chunks to return.
@@ -96,13 +95,14 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson(e.to_string()))
 }
 
-fn tenant(t: Option<String>) -> Result<String, ApiError> {
-    let t = t.unwrap_or_else(|| DEFAULT_TENANT.to_string());
-    if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
-        return Err(invalid(
-            "tenant",
-            "`tenant` must be 1-128 characters without control characters",
-        ));
+fn tenant(t: Option<String>) -> Result<Option<String>, ApiError> {
+    if let Some(t) = &t {
+        if t.is_empty() || t.len() > 128 || t.chars().any(char::is_control) {
+            return Err(invalid(
+                "tenant",
+                "`tenant` must be 1-128 characters without control characters",
+            ));
+        }
     }
     Ok(t)
 }
@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn ingest_bodies() {
         let r = ingest(br#"{"documents":[{"source":"a.html","text":"<p>x</p>"},{"source":"b","text":"y","format":"text"}]}"#).unwrap();
-        assert_eq!(r.tenant, "default");
+        assert_eq!(r.tenant, None);
         assert_eq!(r.documents[0].format, Format::Html);
         assert_eq!(r.documents[1].format, Format::Text);
         let code = |b: &[u8]| ingest(b).unwrap_err().parts().2;
@@ -268,8 +268,8 @@ mod tests {
         let s =
             search(br#"{"query":"q","tenant":"acme","top_k":3,"score_threshold":0.2}"#).unwrap();
         assert_eq!(
-            (s.tenant.as_str(), s.top_k, s.score_threshold),
-            ("acme", 3, Some(0.2))
+            (s.tenant.as_deref(), s.top_k, s.score_threshold),
+            (Some("acme"), 3, Some(0.2))
         );
         assert_eq!(search(br#"{"query":"q"}"#).unwrap().top_k, 5);
         for bad in [

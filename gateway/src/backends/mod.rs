@@ -2,6 +2,7 @@
 
 pub mod embedding;
 pub mod local;
+pub mod pool;
 pub mod remote;
 pub mod sse;
 
@@ -35,6 +36,9 @@ pub enum BackendError {
     /// The model does not do what the route asks (chat on an embedding model, or the reverse).
     #[error("{0}")]
     WrongKind(String),
+    /// No backend can be chosen (routing needs Redis under `fail_closed`).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl BackendError {
@@ -79,6 +83,11 @@ impl BackendError {
                 "invalid_request_error",
                 "wrong_model_kind",
             ),
+            BackendError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "routing_unavailable",
+            ),
         }
     }
 }
@@ -91,6 +100,8 @@ pub enum Backend {
     Remote(remote::RemoteBackend),
     /// In-process sentence-embedding model.
     Embedding(embedding::EmbeddingBackend),
+    /// Several backends of one model, routed by prompt prefix.
+    Pool(pool::Pool),
 }
 
 impl Backend {
@@ -99,6 +110,8 @@ impl Backend {
         match self {
             Backend::Local(b) => b.chat(req),
             Backend::Remote(b) => b.chat(req).await,
+            // Boxed: the pool's members are backends themselves.
+            Backend::Pool(p) => Box::pin(p.chat(req)).await,
             Backend::Embedding(b) => Err(BackendError::WrongKind(format!(
                 "the model `{}` is an embedding model: use POST /v1/embeddings",
                 b.model().id()

@@ -2,6 +2,7 @@
 
 mod batch;
 mod chat;
+mod keys;
 pub mod policy;
 mod rag;
 pub mod template;
@@ -68,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: rag::RagCommand,
     },
+    /// API keys kept in Redis: create, list, revoke; hash for config-file keys.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +137,7 @@ pub fn main() -> ExitCode {
             init_tracing();
             rt.block_on(rag::run(command))
         }
+        Command::Keys { command } => rt.block_on(keys::run(command)),
         Command::Batch(args) => {
             init_tracing();
             rt.block_on(batch::run(args))
@@ -178,6 +185,7 @@ pub fn main() -> ExitCode {
                             }
                             None => println!("prompts off"),
                         }
+                        println!("{}", describe_fleet(&cfg));
                         match &cfg.rag {
                             Some(r) => println!(
                                 "rag {} with {} (chunks of {} tokens, {} overlap)",
@@ -206,7 +214,57 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `auth ...; redis ...; cache ...` for `config check`.
+fn describe_fleet(cfg: &Config) -> String {
+    use crate::config::{AuthConfig, CacheStore};
+    let auth = match &cfg.auth {
+        AuthConfig::None => "auth none (no API keys)".to_string(),
+        AuthConfig::Keys { keys, redis_keys } => format!(
+            "auth {} config key(s){}, {} tenant(s)",
+            keys.len(),
+            if *redis_keys { " + keys in redis" } else { "" },
+            cfg.tenants.ids().len()
+        ),
+    };
+    let redis = match &cfg.redis {
+        // Host only: the URL may carry a password.
+        Some(r) => format!(
+            "redis {} (prefix {}, timeout {:?})",
+            r.url.rsplit('@').next().unwrap_or_default(),
+            r.prefix,
+            r.timeout
+        ),
+        None => "redis off (limits and cache in this process)".to_string(),
+    };
+    let cache = match &cfg.cache {
+        Some(c) => format!(
+            "cache {} (ttl {}s, {} entries)",
+            if c.store == CacheStore::Redis {
+                "redis"
+            } else {
+                "memory"
+            },
+            c.ttl.as_secs(),
+            c.max_entries
+        ),
+        None => "cache off".to_string(),
+    };
+    format!("{auth}\n{redis}\n{cache}")
+}
+
 fn describe(m: &crate::config::ModelConfig) -> String {
+    let mut s = describe_backend(m);
+    if !m.replicas.is_empty() {
+        s += &format!(
+            "\t+{} backend(s), routing {}",
+            m.replicas.len(),
+            m.routing.as_str()
+        );
+    }
+    s
+}
+
+fn describe_backend(m: &crate::config::ModelConfig) -> String {
     match &m.backend {
         BackendConfig::Local(l) => {
             let mut s = format!("{}\tlocal\t{}\t{:?}", m.id, l.path.display(), l.dtype);

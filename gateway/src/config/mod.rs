@@ -3,8 +3,14 @@
 //! Errors name the file, the key path and the line (`config/gatehouse.yaml:18: models[0].path: ...`).
 
 mod env;
+mod fleet;
 pub mod locate;
 mod raw;
+
+pub use fleet::{
+    check_id, AuthConfig, CacheConfig, CacheStore, ConfigKey, FailMode, Limits, OnError,
+    RedisConfig, Role, TenantConfig, Tenants,
+};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,8 +19,8 @@ use std::time::Duration;
 
 use locate::Segment;
 use raw::{
-    RawBackend, RawConfig, RawDtype, RawKind, RawModel, RawRag, RawSpeculative, RawStoreKind,
-    RawTools, RawWatchedDir,
+    RawBackend, RawConfig, RawDtype, RawKind, RawModel, RawRag, RawRouting, RawSpeculative,
+    RawStoreKind, RawTools, RawWatchedDir,
 };
 
 /// A configuration error; `Display` gives `file:line: key: message`.
@@ -59,6 +65,14 @@ pub struct Config {
     pub tools: ToolsConfig,
     /// Retrieval; `None` turns it off.
     pub rag: Option<RagConfig>,
+    /// API keys, or `auth: none`.
+    pub auth: AuthConfig,
+    /// Tenants: policy, models and limits.
+    pub tenants: Tenants,
+    /// Shared state of the replicas; `None` keeps everything in this process.
+    pub redis: Option<RedisConfig>,
+    /// The response cache; `None` turns it off.
+    pub cache: Option<CacheConfig>,
 }
 
 /// `rag:` settings.
@@ -148,9 +162,6 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
-    /// Bearer token of the admin endpoints (`GET /v1/policies`), read from the environment
-    /// variable named by `admin_token_env`. Without it they are open: bind to loopback.
-    pub admin_token: Option<String>,
 }
 
 /// One served model.
@@ -164,6 +175,11 @@ pub struct ModelConfig {
     pub max_queue: usize,
     /// Where it runs.
     pub backend: BackendConfig,
+    /// Further backends serving the same model (`base_urls:` beyond the first, or local
+    /// `replicas:` beyond one); requests are spread by `routing`.
+    pub replicas: Vec<BackendConfig>,
+    /// How requests are spread over `backend` and `replicas`.
+    pub routing: crate::routing::Policy,
 }
 
 /// Where a model runs.
@@ -195,6 +211,8 @@ pub struct LocalModelConfig {
     pub dtype: engine::DType,
     /// Draft model for speculative decoding.
     pub draft: Option<engine::DraftSpec>,
+    /// Finished sequences kept for prompt-prefix reuse; 0 turns the prefix cache off.
+    pub prefix_cache: usize,
 }
 
 /// Most draft tokens per step accepted in config: beyond it a miss wastes more than a step.
@@ -337,18 +355,6 @@ fn validate(
         )?),
         max_in_flight: positive(s.max_in_flight.map(|v| v as u64), 256, "max_in_flight")? as usize,
         shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
-        admin_token: match s.admin_token_env {
-            None => None,
-            Some(var) => match vars.get(&var) {
-                Some(v) if !v.is_empty() => Some(v.clone()),
-                _ => {
-                    return Err((
-                        key(&server_path, "admin_token_env"),
-                        format!("environment variable {var} is not set"),
-                    ))
-                }
-            },
-        },
     };
     if raw.models.is_empty() {
         return Err((
@@ -374,6 +380,10 @@ fn validate(
         None => None,
         Some(r) => Some(validate_rag(r, &models, base, vars)?),
     };
+    let redis = fleet::validate_redis(raw.redis, vars)?;
+    let tenants = fleet::validate_tenants(raw.tenants, &models)?;
+    let auth = fleet::validate_auth(raw.auth, &tenants, redis.as_ref(), vars)?;
+    let cache = fleet::validate_cache(raw.cache, redis.as_ref())?;
     Ok(Config {
         source: PathBuf::new(),
         server,
@@ -382,6 +392,10 @@ fn validate(
         prompts,
         tools,
         rag,
+        auth,
+        tenants,
+        redis,
+        cache,
     })
 }
 
@@ -610,6 +624,7 @@ fn validate_model(
             "kind chat",
         )?;
     }
+    let mut replicas: Vec<BackendConfig> = Vec::new();
     let backend = match m.backend {
         RawBackend::Local if kind == RawKind::Embedding => {
             for (present, k) in [
@@ -617,6 +632,9 @@ fn validate_model(
                 (m.draft.is_some(), "draft"),
                 (m.gamma.is_some(), "gamma"),
                 (m.speculative.is_some(), "speculative"),
+                (m.prefix_cache.is_some(), "prefix_cache"),
+                (m.replicas.is_some(), "replicas"),
+                (m.routing.is_some(), "routing"),
             ] {
                 not_for(present, k, "kind embedding")?;
             }
@@ -662,6 +680,7 @@ fn validate_model(
             )?;
             not_for(m.api_key_env.is_some(), "api_key_env", "backend local")?;
             not_for(m.timeout_secs.is_some(), "timeout_secs", "backend local")?;
+            not_for(m.base_urls.is_some(), "base_urls", "backend local")?;
             let path = m
                 .path
                 .ok_or_else(|| (key(at, "path"), "required for backend local".into()))?;
@@ -673,7 +692,25 @@ fn validate_model(
                 RawDtype::Auto => engine::DType::Auto,
             };
             let draft = validate_draft(m.draft.as_deref(), m.gamma, m.speculative, at, base)?;
-            BackendConfig::Local(LocalModelConfig { path, dtype, draft })
+            let prefix_cache = m.prefix_cache.unwrap_or(engine::DEFAULT_PREFIX_CACHE);
+            if prefix_cache > 256 {
+                return Err((
+                    key(at, "prefix_cache"),
+                    "at most 256 cached sequences (0 turns the prefix cache off)".into(),
+                ));
+            }
+            let n = m.replicas.unwrap_or(1);
+            if !(1..=16).contains(&n) {
+                return Err((key(at, "replicas"), "must be between 1 and 16".into()));
+            }
+            let local = LocalModelConfig {
+                path,
+                dtype,
+                draft,
+                prefix_cache,
+            };
+            replicas = vec![BackendConfig::Local(local.clone()); n - 1];
+            BackendConfig::Local(local)
         }
         RawBackend::Remote => {
             not_for(m.path.is_some(), "path", "backend remote")?;
@@ -681,14 +718,46 @@ fn validate_model(
             not_for(m.draft.is_some(), "draft", "backend remote")?;
             not_for(m.gamma.is_some(), "gamma", "backend remote")?;
             not_for(m.speculative.is_some(), "speculative", "backend remote")?;
-            let url = m
-                .base_url
-                .ok_or_else(|| (key(at, "base_url"), "required for backend remote".into()))?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err((
-                    key(at, "base_url"),
-                    format!("`{url}` must start with http:// or https://"),
-                ));
+            not_for(m.prefix_cache.is_some(), "prefix_cache", "backend remote")?;
+            not_for(
+                m.replicas.is_some(),
+                "replicas",
+                "backend remote (list base_urls)",
+            )?;
+            let urls = match (m.base_url, m.base_urls) {
+                (Some(_), Some(_)) => {
+                    return Err((
+                        key(at, "base_urls"),
+                        "give base_url or base_urls, not both".into(),
+                    ))
+                }
+                (None, None) => {
+                    return Err((key(at, "base_url"), "required for backend remote".into()))
+                }
+                (Some(u), None) => vec![(u, key(at, "base_url"))],
+                (None, Some(us)) if us.is_empty() => {
+                    return Err((key(at, "base_urls"), "list at least one URL".into()))
+                }
+                (None, Some(us)) => us
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, u)| {
+                        let mut p = key(at, "base_urls");
+                        p.push(Segment::Index(i));
+                        (u, p)
+                    })
+                    .collect(),
+            };
+            for (i, (url, p)) in urls.iter().enumerate() {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err((
+                        p.clone(),
+                        format!("`{url}` must start with http:// or https://"),
+                    ));
+                }
+                if urls[..i].iter().any(|(u, _)| u == url) {
+                    return Err((p.clone(), format!("`{url}` is listed twice")));
+                }
             }
             let api_key = match m.api_key_env {
                 None => None,
@@ -703,27 +772,42 @@ fn validate_model(
                 0 => return Err((key(at, "timeout_secs"), "must be greater than 0".into())),
                 n => Duration::from_secs(n),
             };
-            BackendConfig::Remote(RemoteModelConfig {
-                base_url: url.trim_end_matches('/').to_string(),
-                upstream_model: m.upstream_model.unwrap_or_else(|| m.id.clone()),
-                api_key,
-                timeout,
-            })
+            let upstream_model = m.upstream_model.unwrap_or_else(|| m.id.clone());
+            let mut all = urls.into_iter().map(|(url, _)| {
+                BackendConfig::Remote(RemoteModelConfig {
+                    base_url: url.trim_end_matches('/').to_string(),
+                    upstream_model: upstream_model.clone(),
+                    api_key: api_key.clone(),
+                    timeout,
+                })
+            });
+            let first = all.next().expect("at least one URL");
+            replicas = all.collect();
+            first
         }
+    };
+    let routing = match m.routing {
+        None | Some(RawRouting::Affinity) => crate::routing::Policy::Affinity,
+        Some(RawRouting::RoundRobin) => crate::routing::Policy::RoundRobin,
+        Some(RawRouting::LeastLoaded) => crate::routing::Policy::LeastLoaded,
     };
     let local = matches!(backend, BackendConfig::Local(_));
     // In-process models share the machine's cores: one at a time unless told otherwise.
     let in_process = local || matches!(backend, BackendConfig::LocalEmbedding(_));
-    let max_concurrent = m.max_concurrent.unwrap_or(if in_process { 1 } else { 64 });
+    // Local replicas run one sequence each.
+    let engines = 1 + replicas.len();
+    let max_concurrent = m
+        .max_concurrent
+        .unwrap_or(if in_process { engines } else { 64 });
     if max_concurrent == 0 {
         return Err((key(at, "max_concurrent"), "must be greater than 0".into()));
     }
-    if local && max_concurrent > 1 {
+    if local && max_concurrent > engines {
         // Measured: mistral.rs 0.8.1 batches equal-length sequences and both then get one
         // answer (docs/engine-notes.md). Correctness first: one at a time.
         return Err((
             key(at, "max_concurrent"),
-            "local models run one sequence at a time (mistral.rs 0.8.1 mixes up batched sequences; see docs/engine-notes.md)".into(),
+            "local models run one sequence at a time per replica (mistral.rs 0.8.1 mixes up batched sequences; see docs/engine-notes.md)".into(),
         ));
     }
     Ok(ModelConfig {
@@ -731,6 +815,8 @@ fn validate_model(
         max_concurrent,
         max_queue: m.max_queue.unwrap_or(32),
         backend,
+        replicas,
+        routing,
     })
 }
 

@@ -13,6 +13,148 @@ pub struct RawConfig {
     pub prompts: Option<RawWatchedDir>,
     pub tools: Option<RawTools>,
     pub rag: Option<RawRag>,
+    pub auth: Option<RawAuth>,
+    pub tenants: Option<std::collections::BTreeMap<String, RawTenant>>,
+    pub redis: Option<RawRedis>,
+    pub cache: Option<RawCache>,
+}
+
+/// `auth:`: the string `none`, or a mapping with `keys:`.
+#[derive(Debug)]
+pub enum RawAuth {
+    None,
+    Keys(RawAuthKeys),
+}
+
+impl<'de> Deserialize<'de> for RawAuth {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawAuth;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`none` or a mapping with `keys:`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawAuth, E> {
+                match v {
+                    "none" => Ok(RawAuth::None),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawAuth, A::Error> {
+                // Through the same MapAccess, so errors inside keep their path and line.
+                RawAuthKeys::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawAuth::Keys)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// `auth:` with keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthKeys {
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+    /// Also accept keys made by `gatehouse keys create` (stored in Redis).
+    pub redis_keys: Option<bool>,
+}
+
+/// One key of `auth.keys`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    pub id: String,
+    pub tenant: String,
+    pub role: Option<RawRole>,
+    pub sha256: Option<String>,
+    pub key_env: Option<String>,
+    /// Plaintext keys are refused with a hint; accepted here only to say so.
+    pub key: Option<serde::de::IgnoredAny>,
+    pub limits: Option<RawLimits>,
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawRole {
+    User,
+    Admin,
+}
+
+/// One entry of `tenants:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    pub policy: Option<String>,
+    pub models: Option<Vec<String>>,
+    pub limits: Option<RawLimits>,
+}
+
+/// Rate limits and quotas of a tenant or a key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub requests_per_minute: Option<u32>,
+    pub burst: Option<u32>,
+    pub tokens_per_minute: Option<u64>,
+    pub concurrent: Option<u32>,
+}
+
+/// `redis:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub timeout_ms: Option<u64>,
+    pub prefix: Option<String>,
+    pub on_error: Option<RawOnError>,
+}
+
+/// `redis.on_error:` per feature.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOnError {
+    pub auth: Option<RawFailMode>,
+    pub rate_limits: Option<RawFailMode>,
+    pub cache: Option<RawFailMode>,
+    pub routing: Option<RawFailMode>,
+}
+
+/// What a feature does while Redis fails.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawFailMode {
+    FailOpen,
+    FailClosed,
+}
+
+/// `cache:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub store: Option<RawCacheStore>,
+    pub ttl_secs: Option<u64>,
+    pub max_entries: Option<usize>,
+    pub max_entry_bytes: Option<usize>,
+    pub when: Option<RawCacheWhen>,
+}
+
+/// Where cached answers live.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawCacheStore {
+    Memory,
+    Redis,
+}
+
+/// Which requests are cached.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawCacheWhen {
+    Deterministic,
+    TemperatureZero,
 }
 
 /// `rag:`: the vector store, the embedding model and chunk sizes. Flat for line numbers.
@@ -80,7 +222,6 @@ pub struct RawServer {
     pub request_timeout_secs: Option<u64>,
     pub max_in_flight: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
-    pub admin_token_env: Option<String>,
 }
 
 /// Which backend serves a model.
@@ -109,6 +250,15 @@ pub enum RawKind {
     Embedding,
 }
 
+/// How a model's backends share its requests.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRouting {
+    Affinity,
+    RoundRobin,
+    LeastLoaded,
+}
+
 /// When a model with a draft uses it.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -133,10 +283,14 @@ pub struct RawModel {
     pub draft: Option<String>,
     pub gamma: Option<usize>,
     pub speculative: Option<RawSpeculative>,
+    pub prefix_cache: Option<usize>,
+    pub replicas: Option<usize>,
+    pub routing: Option<RawRouting>,
     // local embedding
     pub max_input_tokens: Option<usize>,
     // remote
     pub base_url: Option<String>,
+    pub base_urls: Option<Vec<String>>,
     pub upstream_model: Option<String>,
     pub api_key_env: Option<String>,
     pub timeout_secs: Option<u64>,

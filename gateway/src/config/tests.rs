@@ -8,7 +8,17 @@ fn crate_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
+/// Parses `src`, with `auth: none` appended when it has no `auth:` (so that the other
+/// sections' tests keep their line numbers); [`parse_exact`] adds nothing.
 fn parse(src: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    if src.lines().any(|l| l.starts_with("auth:")) {
+        parse_exact(src, vars)
+    } else {
+        parse_exact(&format!("{src}auth: none\n"), vars)
+    }
+}
+
+fn parse_exact(src: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
     Config::from_str_with_env(src, Path::new("/nonexistent/cfg.yaml"), vars)
 }
@@ -116,7 +126,12 @@ fn wrong_type_is_located() {
 fn shipped_configs_are_valid() {
     let root = crate_dir().join("../config");
     // speculative.yaml needs the Qwen models, which only bench/speculative fetches.
-    for name in ["gatehouse.yaml", "remote.example.yaml", "selfdraft.yaml"] {
+    for name in [
+        "gatehouse.yaml",
+        "remote.example.yaml",
+        "selfdraft.yaml",
+        "fleet.example.yaml",
+    ] {
         let src = std::fs::read_to_string(root.join(name)).unwrap();
         // The default config needs SmolLM2, which the test command fetches first.
         Config::from_str_with_env(&src, &root.join(name), std::iter::empty()).unwrap();
@@ -206,7 +221,7 @@ fn draft_settings_are_checked_and_located() {
 }
 
 #[test]
-fn policies_and_admin_token_are_checked() {
+fn policies_are_checked() {
     let src = format!("{REMOTE}policies:\n  dir: /nonexistent/policies\n");
     let err = parse(&src, &[]).unwrap_err().to_string();
     assert_eq!(
@@ -222,15 +237,188 @@ fn policies_and_admin_token_are_checked() {
     let p = c.policies.expect("policies on");
     assert!(p.watch);
     assert_eq!(p.poll_interval, Duration::from_millis(250));
+}
 
-    let src = REMOTE.replace("server:\n", "server:\n  admin_token_env: GH_ADMIN\n");
-    let err = parse(&src, &[]).unwrap_err().to_string();
+#[test]
+fn auth_must_be_given_explicitly() {
+    let err = parse_exact(REMOTE, &[]).unwrap_err().to_string();
     assert!(
-        err.ends_with("server.admin_token_env: environment variable GH_ADMIN is not set"),
+        err.starts_with("/nonexistent/cfg.yaml: auth: required"),
         "{err}"
     );
-    let c = parse(&src, &[("GH_ADMIN", "t0ken")]).unwrap();
-    assert_eq!(c.server.admin_token.as_deref(), Some("t0ken"));
+    assert!(err.contains("`auth: none`"), "{err}");
+    let c = parse_exact(&format!("{REMOTE}auth: none\n"), &[]).unwrap();
+    assert!(matches!(c.auth, AuthConfig::None));
+    let err = parse_exact(&format!("{REMOTE}auth: off\n"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(":7: auth: invalid value: string \"off\""),
+        "{err}"
+    );
+}
+
+const KEYS: &str = "\
+auth:
+  keys:
+    - id: app
+      tenant: acme
+      key_env: APP_KEY
+      limits:
+        requests_per_minute: 60
+    - id: ops
+      tenant: ops
+      role: admin
+      sha256: 2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824
+tenants:
+  acme:
+    models: [up]
+    policy: strict
+    limits:
+      tokens_per_minute: 1000
+      concurrent: 2
+  \"*\": {}
+";
+
+#[test]
+fn keys_and_tenants_are_parsed() {
+    let c = parse(&format!("{REMOTE}{KEYS}"), &[("APP_KEY", "gh_app")]).unwrap();
+    let AuthConfig::Keys { keys, redis_keys } = &c.auth else {
+        panic!("keys expected")
+    };
+    assert!(!redis_keys);
+    assert_eq!(keys[0].sha256, crate::auth::hash_key("gh_app"));
+    assert_eq!(keys[0].limits.requests_per_minute, Some(60));
+    assert_eq!(keys[0].limits.effective_burst(), 6);
+    assert_eq!(keys[1].role, Role::Admin);
+    assert_eq!(keys[1].sha256, crate::auth::hash_key("hello"));
+    let acme = c.tenants.get("acme").unwrap();
+    assert_eq!(acme.policy.as_deref(), Some("strict"));
+    assert!(acme.allows("up") && !acme.allows("other"));
+    assert_eq!(acme.limits.concurrent, Some(2));
+    assert_eq!(c.tenants.get("ops").unwrap().id, "*");
+}
+
+#[test]
+fn bad_keys_tenants_and_limits_name_their_line() {
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            format!("{REMOTE}{KEYS}"),
+            vec![],
+            ":11: auth.keys[0].key_env: environment variable APP_KEY is not set",
+        ),
+        (
+            format!(
+                "{REMOTE}{}",
+                KEYS.replace("      key_env: APP_KEY\n", "      key: gh_plain\n")
+            ),
+            vec![],
+            ":11: auth.keys[0].key: keys are not written in the config in plain text",
+        ),
+        (
+            format!("{REMOTE}{}", KEYS.replace("2CF24DBA", "XYZ")),
+            vec![("APP_KEY", "k")],
+            ":17: auth.keys[1].sha256: must be 64 hex digits",
+        ),
+        (
+            format!("{REMOTE}{}", KEYS.replace("  \"*\": {}\n", "")),
+            vec![("APP_KEY", "k")],
+            ":15: auth.keys[1].tenant: no tenant `ops` under tenants: (configured: acme;",
+        ),
+        (
+            format!(
+                "{REMOTE}{}",
+                KEYS.replace("models: [up]", "models: [up, nope]")
+            ),
+            vec![("APP_KEY", "k")],
+            ":20: tenants.acme.models[1]: no model `nope` under models:",
+        ),
+        (
+            format!(
+                "{REMOTE}{}",
+                KEYS.replace("requests_per_minute: 60", "requests_per_minute: 0")
+            ),
+            vec![("APP_KEY", "k")],
+            ":13: auth.keys[0].limits.requests_per_minute: must be greater than 0",
+        ),
+        (
+            format!("{REMOTE}{}", KEYS.replace("concurrent: 2", "burst: 2")),
+            vec![("APP_KEY", "k")],
+            ":24: tenants.acme.limits.burst: only with requests_per_minute",
+        ),
+        (
+            format!("{REMOTE}{}", KEYS.replace("id: ops", "id: app")),
+            vec![("APP_KEY", "k")],
+            ":14: auth.keys[1].id: duplicate key id `app`",
+        ),
+        (
+            format!("{REMOTE}auth:\n  keys: []\n"),
+            vec![],
+            ":8: auth.keys: no keys",
+        ),
+        (
+            format!("{REMOTE}auth:\n  redis_keys: true\n"),
+            vec![],
+            ":8: auth.redis_keys: needs a `redis:` section",
+        ),
+    ];
+    for (src, vars, want) in cases {
+        let err = parse(&src, &vars).unwrap_err().to_string();
+        assert!(err.contains(want), "want {want:?}, got {err}");
+    }
+}
+
+#[test]
+fn redis_and_cache_sections() {
+    let c = parse(
+        &format!("{REMOTE}redis:\n  url: redis://:pw@10.0.0.1:6379/2\n  on_error:\n    cache: fail_closed\ncache:\n  store: redis\n  ttl_secs: 60\n"),
+        &[],
+    )
+    .unwrap();
+    let r = c.redis.unwrap();
+    assert_eq!(r.timeout, Duration::from_millis(250));
+    assert_eq!(r.prefix, "gatehouse");
+    assert_eq!(r.on_error.cache, FailMode::Closed);
+    assert_eq!(r.on_error.auth, FailMode::Closed);
+    assert_eq!(r.on_error.rate_limits, FailMode::Open);
+    let cache = c.cache.unwrap();
+    assert_eq!(
+        (cache.store, cache.ttl),
+        (CacheStore::Redis, Duration::from_secs(60))
+    );
+    assert!(cache.seeded);
+    for (extra, want) in [
+        (
+            "cache:\n  store: redis\n",
+            ":8: cache.store: `redis` needs a `redis:` section",
+        ),
+        (
+            "redis:\n  url: http://x\n",
+            ":8: redis.url: must start with redis://",
+        ),
+        (
+            "redis:\n  url: rediss://x\n",
+            ":8: redis.url: rediss:// (TLS) is not built in",
+        ),
+        (
+            "redis:\n  timeout_ms: 0\n",
+            ":8: redis.timeout_ms: must be greater than 0",
+        ),
+        (
+            "redis:\n  on_error:\n    cache: maybe\n",
+            ":9: redis.on_error.cache: unknown variant `maybe`",
+        ),
+        (
+            "cache:\n  when: always\n",
+            ":8: cache.when: unknown variant `always`",
+        ),
+    ] {
+        let err = parse(&format!("{REMOTE}{extra}"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "want {want:?}, got {err}");
+    }
 }
 
 #[test]

@@ -48,8 +48,34 @@ pub struct ChatRequest {
     pub tool_choice: ToolChoice,
     /// The prompt template to render, if the client named one.
     pub template: Option<TemplateCall>,
+    /// The client's `Cache-Control` for the response cache.
+    pub cache_control: CacheControl,
     /// What happened to the request on its way, for headers and the audit log.
     pub trail: Trail,
+}
+
+/// What a client allows the response cache (`Cache-Control` request header).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    /// `no-cache`: do not answer from the cache (the answer may still be stored).
+    pub no_cache: bool,
+    /// `no-store`: do not store the answer.
+    pub no_store: bool,
+}
+
+impl CacheControl {
+    /// From a `Cache-Control` header value.
+    pub fn parse(v: &str) -> Self {
+        let mut c = Self::default();
+        for d in v.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+            match d.as_str() {
+                "no-cache" => c.no_cache = true,
+                "no-store" => c.no_store = true,
+                _ => {}
+            }
+        }
+        c
+    }
 }
 
 /// A function the model may call.
@@ -146,6 +172,11 @@ pub struct TrailState {
     pub tool_runs: Vec<ToolRun>,
     /// What retrieval did, when the policy asks for it.
     pub retrieval: Option<RetrievalRun>,
+    /// What the response cache did: `hit`, `miss` or `bypass` (not cacheable, or asked not
+    /// to); `None` when the cache is off.
+    pub cache: Option<&'static str>,
+    /// The backend of a pooled model that served the request.
+    pub backend: Option<String>,
 }
 
 /// What the retrieval layer did for a request.
@@ -168,7 +199,7 @@ pub struct RetrievalRun {
 }
 
 /// A chunk given to the model, as the client sees it (`citations` on the response).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Citation {
     /// The number the context shows (`[1]`).
     pub id: usize,
@@ -219,8 +250,23 @@ pub struct Caller {
     pub route: String,
     /// `sha256:<hex>` of the bearer token, if one was sent.
     pub api_key: Option<String>,
-    /// Tenant id, once an authentication layer resolves one.
+    /// Tenant id of the key; `None` under `auth: none`.
     pub tenant: Option<String>,
+    /// The authenticated key, its tenant's settings and limits; `None` under `auth: none`.
+    pub principal: Option<Arc<crate::auth::Principal>>,
+}
+
+impl Caller {
+    /// Refuses a model the caller's tenant may not use.
+    pub fn require_model(&self, model: &str) -> Result<(), ApiError> {
+        match &self.principal {
+            Some(p) if !p.settings.allows(model) => Err(ApiError::ModelNotAllowed {
+                model: model.to_string(),
+                tenant: p.tenant.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Per-request guardrail state, shared by the layers and read back by the HTTP handler

@@ -42,6 +42,8 @@ impl tower::Service<ChatRequest> for Router {
         let metrics = self.metrics.clone();
         Box::pin(async move {
             let start = Instant::now();
+            // Here, after templates may have chosen the model.
+            req.caller.require_model(&req.model)?;
             let slot = models
                 .get(&req.model)
                 .ok_or_else(|| ApiError::ModelNotFound(req.model.clone()))?;

@@ -1,4 +1,4 @@
-//! Admin endpoints: behind `server.admin_token_env` when it is set.
+//! Admin endpoints: they need an `admin` key (open under `auth: none`).
 
 use std::sync::Arc;
 
@@ -7,25 +7,23 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::handlers::bearer;
+use super::auth::Caller;
 use super::AppState;
 use crate::error::ApiError;
 
-/// Refuses `req` unless it carries the admin token (when one is configured).
-pub fn require_admin(state: &AppState, req: &Request) -> Result<(), ApiError> {
-    if let Some(token) = &state.config.server.admin_token {
-        let ok = bearer(req).is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        if !ok {
-            return Err(ApiError::AdminUnauthorized);
-        }
-    }
-    Ok(())
+/// Refuses `req` unless its key is an admin key (or auth is off).
+pub fn require_admin(req: &Request) -> Result<(), ApiError> {
+    // The auth middleware runs before every route; without its mark, refuse.
+    req.extensions()
+        .get::<Caller>()
+        .ok_or(ApiError::AdminRequired)?
+        .require_admin()
 }
 
 /// `GET /v1/policies` (admin): the version in force, its policies and rules, and the error
 /// of the last rejected reload.
 pub async fn list_policies(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    if let Err(e) = require_admin(&state, &req) {
+    if let Err(e) = require_admin(&req) {
         return e.into_response();
     }
     let Some(store) = &state.policies else {
@@ -73,9 +71,4 @@ pub async fn list_policies(State(state): State<Arc<AppState>>, req: Request) -> 
         "last_reload_error": store.last_error(),
     }))
     .into_response()
-}
-
-/// Compares without an early exit, so timing does not reveal the matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::auth::{Caller, TokenMeter};
 use super::handlers::read_body;
 use super::middleware::ModelLabel;
 use super::AppState;
@@ -18,12 +19,19 @@ use crate::models::ModelState;
 /// `POST /v1/embeddings`.
 pub async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let mut label = None;
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller(None));
+    let meter = req.extensions().get::<TokenMeter>().cloned();
     let result = async {
         if state.draining.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
         }
         let body = read_body(req, state.config.server.body_limit_bytes).await?;
         let r = parse(&body)?;
+        caller.require_model(&r.model)?;
         let slot = state
             .models
             .get(&r.model)
@@ -61,6 +69,9 @@ pub async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Res
             .await
             .map_err(|_| ApiError::ModelOverloaded(r.model.clone()))?;
         let out = model.embed(r.input).await?;
+        if let Some(m) = &meter {
+            m.add(out.tokens as u64);
+        }
         Ok(Json(response(&r.model, &out.vectors, out.tokens, r.encoding)).into_response())
     }
     .await;

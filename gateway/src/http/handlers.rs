@@ -13,12 +13,13 @@ use futures::StreamExt;
 use serde_json::json;
 use tower::ServiceExt;
 
+use super::auth::{Caller, TokenMeter};
 use super::middleware::ModelLabel;
 use super::{AppState, REQUEST_ID};
 use crate::api::parse;
 use crate::api::render::{self, Meta};
 use crate::backends::Backend;
-use crate::domain::GuardContext;
+use crate::domain::{ChatEvent, GuardContext};
 use crate::error::ApiError;
 use crate::models::ModelState;
 use crate::policy::Action;
@@ -54,10 +55,15 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let api_key = bearer(&req).map(|t| {
-        use sha2::Digest;
-        format!("sha256:{}", hex::encode(sha2::Sha256::digest(t.as_bytes())))
-    });
+    let api_key = bearer(&req).map(|t| format!("sha256:{}", crate::auth::hash_key(t)));
+    let principal = req.extensions().get::<Caller>().and_then(|c| c.0.clone());
+    let meter = req.extensions().get::<TokenMeter>().cloned();
+    let cache_control = req
+        .headers()
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(crate::domain::CacheControl::parse)
+        .unwrap_or_default();
     let mut label = None;
     let mut guard = None;
     let mut trail = None;
@@ -67,8 +73,11 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         }
         let body = read_body(req, state.config.server.body_limit_bytes).await?;
         let mut chat = parse::chat_request(&body, &request_id)?;
+        chat.cache_control = cache_control;
         chat.caller.route = "/v1/chat/completions".into();
         chat.caller.api_key = api_key;
+        chat.caller.tenant = principal.as_ref().map(|p| p.tenant.clone());
+        chat.caller.principal = principal;
         guard = Some(chat.guard.clone());
         trail = Some(chat.trail.clone());
         if state.models.get(&chat.model).is_some() {
@@ -78,6 +87,15 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         let (streamed, include_usage) = (chat.stream, chat.include_usage);
         let chat_trail = chat.trail.clone();
         let mut answer = state.domain.clone().oneshot(chat).await?;
+        if let Some(meter) = meter {
+            answer = answer
+                .inspect(move |e| {
+                    if let Ok(ChatEvent::Done { usage, .. }) = e {
+                        meter.add(usage.prompt_tokens + usage.completion_tokens);
+                    }
+                })
+                .boxed();
+        }
         // Retrieval runs before the answer starts, so its citations are known here.
         meta.citations = chat_trail
             .snapshot()
@@ -164,7 +182,28 @@ fn trail_headers(t: &crate::domain::TrailState, headers: &mut axum::http::Header
             headers.insert(TOOLS_HEADER, v);
         }
     }
+    if let Some(b) = t.backend.as_deref() {
+        if let Ok(v) = header::HeaderValue::from_str(b) {
+            headers.insert(BACKEND_HEADER, v);
+        }
+    }
+    if let Some(c) = t.cache {
+        headers.insert(
+            CACHE_HEADER,
+            header::HeaderValue::from_static(match c {
+                "hit" => "HIT",
+                "miss" => "MISS",
+                _ => "BYPASS",
+            }),
+        );
+    }
 }
+
+/// Response header naming the backend of a pooled model that served the request.
+pub const BACKEND_HEADER: &str = "x-gatehouse-backend";
+
+/// Response header saying what the response cache did: `HIT`, `MISS` or `BYPASS`.
+pub const CACHE_HEADER: &str = "x-cache";
 
 /// Response header naming the policy and version a request ran under.
 pub const POLICY_HEADER: &str = "x-gatehouse-policy";
@@ -207,12 +246,22 @@ fn policy_headers(g: &GuardContext, headers: &mut axum::http::HeaderMap) {
     }
 }
 
-/// `GET /v1/models`: OpenAI's list, with Gatehouse's backend and state per model.
-pub async fn list_models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+/// `GET /v1/models`: OpenAI's list of the models the caller's tenant may use, with
+/// Gatehouse's backend and state per model.
+pub async fn list_models(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+) -> Json<serde_json::Value> {
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller(None));
     let data: Vec<_> = state
         .models
         .all()
         .iter()
+        .filter(|s| caller.require_model(&s.config.id).is_ok())
         .map(|s| {
             let (backend, kind) = match &s.config.backend {
                 crate::config::BackendConfig::Local(_) => ("local", "chat"),
@@ -222,10 +271,18 @@ pub async fn list_models(State(state): State<Arc<AppState>>) -> Json<serde_json:
             let mut gatehouse =
                 json!({ "backend": backend, "kind": kind, "state": s.state().label() });
             if let ModelState::Ready(b) = s.state() {
-                if let Backend::Local(local) = b.as_ref() {
-                    if let Some(info) = local.model().speculative() {
-                        gatehouse["speculative"] = json!(info);
+                match b.as_ref() {
+                    Backend::Local(local) => {
+                        if let Some(info) = local.model().speculative() {
+                            gatehouse["speculative"] = json!(info);
+                        }
                     }
+                    Backend::Pool(pool) => {
+                        let ids: Vec<&str> = pool.members().iter().map(|m| m.id.as_str()).collect();
+                        gatehouse["backends"] = json!(ids);
+                        gatehouse["routing"] = json!(s.config.routing.as_str());
+                    }
+                    _ => {}
                 }
             }
             json!({

@@ -49,7 +49,8 @@ impl<G: Unpin> http_body::Body for Guarded<G> {
     }
 }
 
-fn guard_body<G: Send + Unpin + 'static>(resp: Response, guard: G) -> Response {
+/// Keeps `guard` alive until the response body ends (or the client goes away).
+pub(super) fn guard_body<G: Send + Unpin + 'static>(resp: Response, guard: G) -> Response {
     let (parts, body) = resp.into_parts();
     Response::from_parts(
         parts,
@@ -103,7 +104,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Nex
     )
 }
 
-fn is_probe(path: &str) -> bool {
+/// Health, readiness and metrics: exempt from limits and keys.
+pub(super) fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP stack: transport concerns around the domain service (DESIGN.md, request flow).
 
 mod admin;
+pub mod auth;
 mod embeddings;
 mod handlers;
 mod middleware;
@@ -17,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::router::Router as DomainRouter;
+use crate::layers::cache::{Cache, CacheLayer};
 use crate::layers::guard::{
     InputGuard, InputGuardLayer, OutputGuard, OutputGuardLayer, PolicyResolve, PolicyResolveLayer,
 };
@@ -32,7 +34,9 @@ use crate::server::Stores;
 
 /// The domain stack (DESIGN.md, request flow) as built today.
 pub type Domain = TemplateRender<
-    PolicyResolve<InputGuard<Retrieve<ToolLoop<StructuredOutput<OutputGuard<DomainRouter>>>>>>,
+    PolicyResolve<
+        InputGuard<Cache<Retrieve<ToolLoop<StructuredOutput<OutputGuard<DomainRouter>>>>>>,
+    >,
 >;
 
 /// The request id header, set on every response.
@@ -58,6 +62,12 @@ pub struct AppState {
     pub draining: AtomicBool,
     /// Requests in flight, for the `max_in_flight` limit.
     pub in_flight: AtomicUsize,
+    /// API keys.
+    pub auth: crate::auth::Authenticator,
+    /// Rate limits and quotas.
+    pub limiter: crate::limits::RateLimiter,
+    /// The shared Redis, when configured.
+    pub kv: Option<crate::kv::Kv>,
 }
 
 impl AppState {
@@ -69,7 +79,18 @@ impl AppState {
             templates,
             ..
         } = stores;
-        let models = Arc::new(ModelRegistry::new(&config));
+        let metrics = Arc::new(Metrics::new());
+        let kv = config.redis.as_ref().and_then(|rc| {
+            crate::kv::Kv::new(rc, Some(metrics.clone()))
+                .map_err(|e| tracing::error!(error = %e, "redis: cannot create the client"))
+                .ok()
+        });
+        let on_error = config.redis.as_ref().map(|r| r.on_error);
+        let models = Arc::new(ModelRegistry::new(
+            &config,
+            kv.clone().zip(on_error.map(|e| e.routing)),
+            metrics.clone(),
+        ));
         let rag = match (&config.rag, stores.vectors.clone()) {
             (Some(rc), Some(store)) => Some(Arc::new(crate::rag::Rag::with_registry(
                 rc.clone(),
@@ -78,7 +99,15 @@ impl AppState {
             ))),
             _ => None,
         };
-        let metrics = Arc::new(Metrics::new());
+        let auth = crate::auth::Authenticator::new(&config, kv.clone());
+        let limiter = crate::limits::RateLimiter::new(
+            kv.clone().zip(on_error.map(|e| e.rate_limits)),
+            metrics.clone(),
+        );
+        let cache = config.cache.clone().map(|cc| {
+            let mode = on_error.map_or(crate::config::FailMode::Open, |e| e.cache);
+            crate::cache::ResponseCache::new(cc, kv.clone(), mode)
+        });
         if let Some(store) = &policies {
             metrics.policy.set_version(&store.current().version);
         }
@@ -86,6 +115,7 @@ impl AppState {
             .layer(TemplateLayer::new(templates.clone(), metrics.clone()))
             .layer(PolicyResolveLayer::new(policies.clone()))
             .layer(InputGuardLayer::new(metrics.clone()))
+            .layer(CacheLayer::new(cache.clone(), metrics.clone()))
             .layer(RetrievalLayer::new(
                 rag.clone(),
                 templates.clone(),
@@ -105,6 +135,9 @@ impl AppState {
             rag,
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            auth,
+            limiter,
+            kv,
         })
     }
 }
@@ -129,6 +162,15 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        // Innermost first: auth runs before the rate limit, both inside the timeout.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::limits,

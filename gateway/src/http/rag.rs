@@ -1,5 +1,5 @@
-//! `/v1/rag/...`: ingestion, deletion and search over HTTP for automation (admin endpoints
-//! until API keys carry tenants: the body names the tenant).
+//! `/v1/rag/...`: ingestion, deletion and search over HTTP for automation. A `user` key acts
+//! for its own tenant only; an admin key may name any tenant in the body (else its own).
 
 use std::sync::Arc;
 
@@ -8,18 +8,40 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::admin::require_admin;
+use super::auth::Caller;
 use super::handlers::read_body;
 use super::AppState;
 use crate::api::rag;
+use crate::config::Role;
 use crate::error::ApiError;
-use crate::rag::Rag;
+use crate::rag::{Rag, DEFAULT_TENANT};
 
-async fn body_of(state: &AppState, req: Request) -> Result<(bytes::Bytes, &Arc<Rag>), ApiError> {
-    require_admin(state, &req)?;
+/// The body, the retrieval service and who is asking.
+async fn body_of(
+    state: &AppState,
+    req: Request,
+) -> Result<(bytes::Bytes, &Arc<Rag>, Caller), ApiError> {
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller(None));
     let rag = state.rag.as_ref().ok_or(ApiError::RagDisabled)?;
     let body = read_body(req, state.config.server.body_limit_bytes).await?;
-    Ok((body, rag))
+    Ok((body, rag, caller))
+}
+
+/// The tenant a request acts for: `asked` if the caller may act for it, else its own.
+fn tenant_for(caller: &Caller, asked: Option<String>) -> Result<String, ApiError> {
+    match (&caller.0, asked) {
+        (None, asked) => Ok(asked.unwrap_or_else(|| DEFAULT_TENANT.to_string())),
+        (Some(p), None) => Ok(p.tenant.clone()),
+        (Some(p), Some(a)) if a == p.tenant || p.role == Role::Admin => Ok(a),
+        (Some(p), Some(a)) => Err(ApiError::TenantMismatch {
+            own: p.tenant.clone(),
+            asked: a,
+        }),
+    }
 }
 
 fn respond(r: Result<Response, ApiError>) -> Response {
@@ -34,14 +56,15 @@ pub async fn ingest(
 ) -> Response {
     respond(
         async {
-            let (body, rag) = body_of(&state, req).await?;
+            let (body, rag, caller) = body_of(&state, req).await?;
             let r = rag::ingest(&body)?;
+            let tenant = tenant_for(&caller, r.tenant)?;
             let report = rag
-                .ingest_documents(&collection, &r.tenant, &r.documents)
+                .ingest_documents(&collection, &tenant, &r.documents)
                 .await?;
             let mut v = serde_json::to_value(&report).map_err(|_| ApiError::Internal)?;
             v["collection"] = json!(collection);
-            v["tenant"] = json!(r.tenant);
+            v["tenant"] = json!(tenant);
             Ok(Json(v).into_response())
         }
         .await,
@@ -56,18 +79,19 @@ pub async fn delete(
 ) -> Response {
     respond(
         async {
-            let (body, rag) = body_of(&state, req).await?;
+            let (body, rag, caller) = body_of(&state, req).await?;
             let r = rag::delete(&body)?;
+            let tenant = tenant_for(&caller, r.tenant)?;
             let mut deleted = 0;
             for s in &r.sources {
                 deleted += rag
                     .store()
-                    .delete_source(&collection, &r.tenant, s)
+                    .delete_source(&collection, &tenant, s)
                     .await
                     .map_err(crate::rag::RagError::from)?;
             }
             Ok(
-                Json(json!({ "collection": collection, "tenant": r.tenant, "deleted": deleted }))
+                Json(json!({ "collection": collection, "tenant": tenant, "deleted": deleted }))
                     .into_response(),
             )
         }
@@ -83,21 +107,23 @@ pub async fn search(
 ) -> Response {
     respond(
         async {
-            let (body, rag) = body_of(&state, req).await?;
+            let (body, rag, caller) = body_of(&state, req).await?;
             let r = rag::search(&body)?;
+            let tenant = tenant_for(&caller, r.tenant)?;
             let hits = rag
-                .search(&collection, &r.tenant, &r.query, r.top_k, r.score_threshold)
+                .search(&collection, &tenant, &r.query, r.top_k, r.score_threshold)
                 .await?;
-            Ok(Json(rag::search_response(&collection, &r.tenant, &hits)).into_response())
+            Ok(Json(rag::search_response(&collection, &tenant, &hits)).into_response())
         }
         .await,
     )
 }
 
-/// `GET /v1/rag/collections`: every collection with its dimension and point count.
+/// `GET /v1/rag/collections` (admin): every collection with its dimension and point count
+/// (counts span tenants).
 pub async fn collections(State(state): State<Arc<AppState>>, req: Request) -> Response {
     // Checked outside the future: a borrowed `Request` would make it `!Send`.
-    if let Err(e) = require_admin(&state, &req) {
+    if let Err(e) = super::admin::require_admin(&req) {
         return e.into_response();
     }
     respond(

@@ -1,6 +1,7 @@
 //! Domain tower layers around the router (DESIGN.md, request flow). Each reads its settings
 //! from the request's resolved policy and passes through when it has nothing to do.
 
+pub mod cache;
 pub mod guard;
 pub mod rag;
 pub mod structured;

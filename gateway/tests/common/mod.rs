@@ -62,7 +62,7 @@ pub fn shared() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
     *ADDR.get_or_init(|| {
         let yaml = format!(
-            "server:\n  listen: 127.0.0.1:0\n  body_limit_bytes: 65536\nmodels:\n{}{}{}",
+            "auth: none\nserver:\n  listen: 127.0.0.1:0\n  body_limit_bytes: 65536\nmodels:\n{}{}{}",
             smollm2("smollm2-135m", 64),
             smollm2("smollm2-tight", 0),
             smollm2("smollm2-cancel", 4),
@@ -177,4 +177,65 @@ pub fn reassemble(body: &str) -> (String, String, Option<serde_json::Value>) {
         }
     }
     (text, finish, usage)
+}
+
+/// An OpenAI-compatible upstream that answers every chat request with `name` (not
+/// streamed), on its own runtime thread; for routing tests.
+pub fn start_named_upstream(name: &'static str) -> SocketAddr {
+    async fn answer(
+        axum::extract::State(name): axum::extract::State<&'static str>,
+    ) -> axum::Json<serde_json::Value> {
+        axum::Json(serde_json::json!({
+            "id": "chatcmpl-upstream",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": name}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }))
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(l.local_addr().unwrap()).unwrap();
+            let app = axum::Router::new()
+                .route("/v1/chat/completions", axum::routing::post(answer))
+                .with_state(name);
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// `gatehouse serve --config CONFIG` on port 0 as a child process (run from the repository
+/// root) with `vars` in its environment; returns it and the address it printed.
+pub fn spawn_gateway(
+    config: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .current_dir(repo())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .envs(vars.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn gatehouse");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("gatehouse listening on http://")
+        .unwrap_or_else(|| panic!("bad first line {line:?}"))
+        .parse()
+        .unwrap();
+    (child, addr)
 }

@@ -1,0 +1,209 @@
+//! Authentication (API key → tenant) and rate limits, as HTTP middleware in front of every
+//! route but the probes (DESIGN.md: auth → rate limit → parse).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::handlers::bearer;
+use super::middleware::{guard_body, is_probe};
+use super::AppState;
+use crate::auth::{AuthError, Principal};
+use crate::config::Role;
+use crate::error::ApiError;
+use crate::limits::{Admission, LimitError, Scope, ScopeKind, Window};
+
+/// The authenticated caller, in request extensions; `None` inside under `auth: none`.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<Arc<Principal>>);
+
+impl Caller {
+    /// Refuses unless the caller may use admin endpoints (any caller under `auth: none`).
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match &self.0 {
+            Some(p) if p.role != Role::Admin => Err(ApiError::AdminRequired),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses unless the caller's tenant may use `model`.
+    pub fn require_model(&self, model: &str) -> Result<(), ApiError> {
+        crate::domain::Caller {
+            principal: self.0.clone(),
+            ..Default::default()
+        }
+        .require_model(model)
+    }
+}
+
+/// Tokens a request used, filled in by the handler as the answer ends and charged against
+/// `tokens_per_minute` when the response body is done.
+#[derive(Debug, Clone, Default)]
+pub struct TokenMeter(Arc<AtomicU64>);
+
+impl TokenMeter {
+    /// Adds `n` tokens.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Resolves the bearer key to a [`Caller`]; 401 for a missing or unknown key.
+pub async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if is_probe(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match state.auth.authenticate(bearer(&req)).await {
+        Ok(p) => {
+            req.extensions_mut().insert(Caller(p.map(Arc::new)));
+            next.run(req).await
+        }
+        Err(e) => {
+            state
+                .metrics
+                .fleet
+                .auth_failures
+                .with_label_values(&[e.reason()])
+                .inc();
+            let err = match e {
+                AuthError::Missing => ApiError::MissingApiKey,
+                AuthError::Invalid => ApiError::InvalidApiKey,
+                AuthError::TenantNotConfigured(t) => ApiError::TenantNotConfigured(t),
+                e @ AuthError::Unavailable(_) => ApiError::AuthUnavailable(e.to_string()),
+            };
+            err.into_response()
+        }
+    }
+}
+
+/// The scopes a caller's requests count against.
+fn scopes(p: &Principal) -> Vec<Scope> {
+    vec![
+        Scope {
+            kind: ScopeKind::Tenant,
+            tenant: p.tenant.clone(),
+            key: None,
+            limits: p.settings.limits,
+        },
+        Scope {
+            kind: ScopeKind::Key,
+            tenant: p.tenant.clone(),
+            key: Some(p.key_id.clone()),
+            limits: p.key_limits,
+        },
+    ]
+}
+
+/// Admits the request against its tenant's and key's limits; 429 with `Retry-After` past
+/// them. Tokens are charged and the concurrency slot freed when the response body ends.
+pub async fn rate_limit(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(Caller(Some(p))) = req.extensions().get::<Caller>().cloned() else {
+        return next.run(req).await;
+    };
+    let scopes = scopes(&p);
+    if scopes.iter().all(|s| s.limits.is_unlimited()) {
+        return next.run(req).await;
+    }
+    let admission = match state.limiter.admit(&scopes).await {
+        Ok(a) => a,
+        Err(LimitError::Refused(r)) => {
+            return ApiError::RateLimited {
+                scope: r.scope,
+                limit: r.limit,
+                value: r.value,
+                retry_after: r.retry_after,
+            }
+            .into_response()
+        }
+        Err(e @ LimitError::Unavailable(_)) => {
+            return ApiError::RateLimiterUnavailable(e.to_string()).into_response()
+        }
+    };
+    let meter = TokenMeter::default();
+    req.extensions_mut().insert(meter.clone());
+    let Admission {
+        requests,
+        tokens,
+        lease,
+    } = admission;
+    let mut resp = next.run(req).await;
+    window_headers(resp.headers_mut(), "requests", requests);
+    window_headers(resp.headers_mut(), "tokens", tokens);
+    struct Settle(Option<crate::limits::Lease>, TokenMeter);
+    impl Drop for Settle {
+        fn drop(&mut self) {
+            if let Some(lease) = self.0.take() {
+                let tokens = self.1.get();
+                // Drop cannot await; the settlement is one Redis call, bounded by its timeout.
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(lease.settle(tokens));
+                }
+            }
+        }
+    }
+    guard_body(resp, Settle(Some(lease), meter))
+}
+
+/// `x-ratelimit-limit-<what>`, `-remaining-` and `-reset-` (OpenAI's names).
+fn window_headers(h: &mut HeaderMap, what: &str, w: Option<(u64, Window)>) {
+    let Some((limit, w)) = w else { return };
+    let mut set = |name: String, v: String| {
+        if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(v)) {
+            h.insert(n, v);
+        }
+    };
+    set(format!("x-ratelimit-limit-{what}"), limit.to_string());
+    set(
+        format!("x-ratelimit-remaining-{what}"),
+        w.remaining.to_string(),
+    );
+    set(format!("x-ratelimit-reset-{what}"), reset(w.reset));
+}
+
+/// A duration as OpenAI writes it in `x-ratelimit-reset-*`: `1s`, `6m0s`, `120ms`.
+pub fn reset(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs_f64();
+    let (m, s) = ((s / 60.0).floor() as u64, s % 60.0);
+    let s = format!("{s:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resets_are_written_like_openai() {
+        assert_eq!(reset(Duration::from_millis(120)), "120ms");
+        assert_eq!(reset(Duration::from_secs(1)), "1s");
+        assert_eq!(reset(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(reset(Duration::from_secs(360)), "6m0s");
+        assert_eq!(reset(Duration::from_millis(61_250)), "1m1.25s");
+    }
+}

@@ -1,0 +1,265 @@
+//! The response cache layer, after the input guard and before retrieval (DESIGN.md): a hit
+//! replays the stored answer (as a stream when the client streams); a miss passes on and
+//! stores the answer once it completes. Only whole answers are stored: a stream that fails,
+//! is blocked by an output rule or is dropped by the client leaves nothing behind.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::StreamExt;
+
+use crate::cache::{cache_key, cacheable, CachedEvent, CachedRetrieval, Entry, ResponseCache};
+use crate::config::FailMode;
+use crate::domain::{ChatEvent, ChatRequest, ChatStream, RetrievalRun, ToolCall, Usage};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// Layer of [`Cache`]; `None` turns it off.
+#[derive(Clone)]
+pub struct CacheLayer {
+    cache: Option<Arc<ResponseCache>>,
+    metrics: Arc<Metrics>,
+}
+
+impl CacheLayer {
+    /// Caches in `cache`.
+    pub fn new(cache: Option<Arc<ResponseCache>>, metrics: Arc<Metrics>) -> Self {
+        Self { cache, metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for CacheLayer {
+    type Service = Cache<S>;
+
+    fn layer(&self, inner: S) -> Cache<S> {
+        Cache {
+            inner,
+            shared: self.clone(),
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct Cache<S> {
+    inner: S,
+    shared: CacheLayer,
+}
+
+impl<S> tower::Service<ChatRequest> for Cache<S>
+where
+    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = ChatStream;
+    type Error = ApiError;
+    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let Some(cache) = self.shared.cache.clone() else {
+            return self.inner.call(req).boxed();
+        };
+        let metrics = self.shared.metrics.clone();
+        let count = move |result: &str| {
+            metrics.fleet.cache.with_label_values(&[result]).inc();
+        };
+        if cacheable(&req, cache.config()).is_err() {
+            req.trail.update(|t| t.cache = Some("bypass"));
+            count("bypass");
+            return self.inner.call(req).boxed();
+        }
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        async move {
+            let key = cache_key(&req);
+            let control = req.cache_control;
+            if !control.no_cache {
+                match cache.get(&key).await {
+                    Ok(Some(entry)) => {
+                        count("hit");
+                        req.trail.update(|t| {
+                            t.cache = Some("hit");
+                            t.retrieval = entry.retrieval.clone().map(retrieval_run);
+                        });
+                        return Ok(replay(entry));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        count("error");
+                        if cache.on_error() == FailMode::Closed {
+                            return Err(ApiError::CacheUnavailable(e.to_string()));
+                        }
+                        // Served without the cache; storing would fail the same way.
+                        req.trail.update(|t| t.cache = Some("bypass"));
+                        return inner.call(req).await;
+                    }
+                }
+            }
+            count(if control.no_cache { "bypass" } else { "miss" });
+            req.trail
+                .update(|t| t.cache = Some(if control.no_cache { "bypass" } else { "miss" }));
+            let trail = req.trail.clone();
+            let answer = inner.call(req).await?;
+            if control.no_store {
+                return Ok(answer);
+            }
+            Ok(record(answer, move |mut entry| {
+                entry.retrieval = trail.snapshot().retrieval.map(|r| CachedRetrieval {
+                    collection: r.collection,
+                    tenant: r.tenant,
+                    status: r.status.to_string(),
+                    citations: r.citations,
+                });
+                tokio::spawn(async move {
+                    if let Err(e) = cache.put(&key, &entry).await {
+                        tracing::debug!(error = %e, "response not cached");
+                    }
+                });
+            }))
+        }
+        .boxed()
+    }
+}
+
+/// The stored answer as a stream of events.
+fn replay(entry: Entry) -> ChatStream {
+    let mut events: Vec<Result<ChatEvent, ApiError>> = entry
+        .events
+        .into_iter()
+        .map(|e| {
+            Ok(match e {
+                CachedEvent::Delta(t) => ChatEvent::Delta(t),
+                CachedEvent::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => ChatEvent::ToolCall(ToolCall {
+                    id,
+                    name,
+                    arguments,
+                }),
+            })
+        })
+        .collect();
+    events.push(Ok(ChatEvent::Done {
+        finish_reason: entry.finish_reason,
+        usage: Usage {
+            prompt_tokens: entry.prompt_tokens,
+            completion_tokens: entry.completion_tokens,
+            speculative: None,
+        },
+    }));
+    futures::stream::iter(events).boxed()
+}
+
+fn retrieval_run(r: CachedRetrieval) -> RetrievalRun {
+    RetrievalRun {
+        collection: r.collection,
+        tenant: r.tenant,
+        status: match r.status.as_str() {
+            "empty" => "empty",
+            "error" => "error",
+            _ => "ok",
+        },
+        citations: r.citations,
+        dropped: Vec::new(),
+        error: None,
+        elapsed_ms: 0,
+    }
+}
+
+/// Passes `answer` through, collecting its events; calls `done` with the entry when the
+/// answer ends with `Done` (never after an error or a drop).
+fn record(answer: ChatStream, done: impl FnOnce(Entry) + Send + 'static) -> ChatStream {
+    let mut events: Vec<CachedEvent> = Vec::new();
+    let mut done = Some(done);
+    let mut failed = false;
+    answer
+        .inspect(move |e| match e {
+            Ok(ChatEvent::Delta(t)) => match events.last_mut() {
+                // Consecutive deltas are merged: the replay need not keep token boundaries.
+                Some(CachedEvent::Delta(prev)) => prev.push_str(t),
+                _ => events.push(CachedEvent::Delta(t.clone())),
+            },
+            Ok(ChatEvent::ToolCall(c)) => events.push(c.into()),
+            Ok(ChatEvent::Done {
+                finish_reason,
+                usage,
+            }) => {
+                if let (false, Some(f)) = (failed, done.take()) {
+                    f(Entry {
+                        events: std::mem::take(&mut events),
+                        finish_reason: *finish_reason,
+                        prompt_tokens: usage.prompt_tokens,
+                        completion_tokens: usage.completion_tokens,
+                        retrieval: None,
+                    });
+                }
+            }
+            Err(_) => failed = true,
+        })
+        .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::FinishReason;
+
+    fn done() -> ChatEvent {
+        ChatEvent::Done {
+            finish_reason: FinishReason::Stop,
+            usage: Usage {
+                prompt_tokens: 3,
+                completion_tokens: 2,
+                speculative: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn whole_answers_are_recorded_and_replayed_the_same() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let answer = futures::stream::iter(vec![
+            Ok(ChatEvent::Delta("Hel".into())),
+            Ok(ChatEvent::Delta("lo".into())),
+            Ok(done()),
+        ])
+        .boxed();
+        let seen: Vec<_> = record(answer, move |e| tx.send(e).unwrap()).collect().await;
+        let entry = rx.recv().unwrap();
+        assert_eq!(entry.events, vec![CachedEvent::Delta("Hello".into())]);
+        let replayed: Vec<_> = replay(entry).map(|e| e.unwrap()).collect().await;
+        assert_eq!(replayed, vec![ChatEvent::Delta("Hello".into()), done()]);
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn failed_or_dropped_answers_are_not_recorded() {
+        let (tx, rx) = std::sync::mpsc::channel::<Entry>();
+        let answer = futures::stream::iter(vec![
+            Ok(ChatEvent::Delta("x".into())),
+            Err(ApiError::Timeout),
+            Ok(done()),
+        ])
+        .boxed();
+        let _: Vec<_> = record(answer, move |e| tx.send(e).unwrap()).collect().await;
+        assert!(rx.try_recv().is_err());
+
+        let (tx, rx) = std::sync::mpsc::channel::<Entry>();
+        let answer =
+            futures::stream::iter(vec![Ok(ChatEvent::Delta("x".into())), Ok(done())]).boxed();
+        let mut s = record(answer, move |e| tx.send(e).unwrap());
+        let _ = s.next().await;
+        drop(s);
+        assert!(rx.try_recv().is_err());
+    }
+}
