@@ -127,3 +127,51 @@ async fn round_robin_alternates() {
     }
     assert_eq!(seen, ["r0", "r1", "r0", "r1"]);
 }
+
+#[tokio::test]
+async fn local_replicas_share_one_model_by_prefix() {
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: pool\n    backend: local\n    path: {}\n    dtype: f32\n    replicas: 2\n",
+        common::SMOLLM2
+    );
+    let a = start(common::config(&yaml));
+    common::wait_ready(a, std::time::Duration::from_secs(300));
+    let v: Value = reqwest::get(format!("http://{a}/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["data"][0]["gatehouse"]["backends"],
+        json!(["local/0", "local/1"])
+    );
+    let mut used = HashSet::new();
+    for c in 0..6 {
+        let system = format!("You are helper {c}.");
+        let mut seen = HashSet::new();
+        for q in ["Say yes.", "Say no."] {
+            let r = reqwest::Client::new()
+                .post(format!("http://{a}/v1/chat/completions"))
+                .json(&json!({
+                    "model": "pool",
+                    "messages": [{"role": "system", "content": system}, {"role": "user", "content": q}],
+                    "temperature": 0,
+                    "max_tokens": 4,
+                }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            seen.insert(
+                r.headers()["x-gatehouse-backend"]
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        assert_eq!(seen.len(), 1, "system prompt {c} moved: {seen:?}");
+        used.extend(seen);
+    }
+    assert_eq!(used.len(), 2, "6 system prompts all on {used:?}");
+}

@@ -528,3 +528,53 @@ fn rag_section_is_checked_and_located() {
         "{e}"
     );
 }
+
+#[test]
+fn pooled_models_list_their_backends() {
+    let src = "models:\n  - id: pool\n    backend: remote\n    base_urls: [\"http://a:1/v1/\", \"http://b:1/v1\"]\n    routing: round_robin\n";
+    let c = parse(src, &[]).unwrap();
+    let m = &c.models[0];
+    let BackendConfig::Remote(first) = &m.backend else {
+        panic!("remote expected")
+    };
+    assert_eq!(first.base_url, "http://a:1/v1");
+    assert_eq!(m.replicas.len(), 1);
+    assert_eq!(m.routing, crate::routing::Policy::RoundRobin);
+    let model = crate_dir().join("../models/smollm2-135m-instruct-q4_1.gguf");
+    let local = |extra: &str| {
+        format!(
+            "models:\n  - id: m\n    backend: local\n    path: {}\n{extra}",
+            model.display()
+        )
+    };
+    let c = parse(&local("    replicas: 3\n    prefix_cache: 0\n"), &[]).unwrap();
+    assert_eq!(
+        (c.models[0].replicas.len(), c.models[0].max_concurrent),
+        (2, 3)
+    );
+    let BackendConfig::Local(l) = &c.models[0].backend else {
+        panic!("local expected")
+    };
+    assert_eq!(l.prefix_cache, 0);
+    for (src, want) in [
+        (
+            "models:\n  - id: p\n    backend: remote\n    base_url: http://a/v1\n    base_urls: [http://b/v1]\n".to_string(),
+            ":5: models[0].base_urls: give base_url or base_urls, not both",
+        ),
+        (
+            "models:\n  - id: p\n    backend: remote\n    base_urls:\n      - http://a/v1\n      - ftp://b\n".to_string(),
+            ":6: models[0].base_urls[1]: `ftp://b` must start with http:// or https://",
+        ),
+        (
+            "models:\n  - id: p\n    backend: remote\n    base_urls: []\n".to_string(),
+            ":4: models[0].base_urls: list at least one URL",
+        ),
+        (local("    replicas: 0\n"), ":5: models[0].replicas: must be between 1 and 16"),
+        (local("    replicas: 2\n    max_concurrent: 3\n"), ":6: models[0].max_concurrent: local models run one sequence at a time per replica"),
+        (local("    prefix_cache: 999\n"), ":5: models[0].prefix_cache: at most 256"),
+        (local("    routing: nearest\n"), ":5: models[0].routing: unknown variant `nearest`"),
+    ] {
+        let err = parse(&src, &[]).unwrap_err().to_string();
+        assert!(err.contains(want), "want {want:?}, got {err}");
+    }
+}
