@@ -180,6 +180,38 @@ pub fn valid_collection_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Points both store backends' tests write.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{ChunkPayload, ChunkPoint};
+
+    /// A 4-dimensional point of `source`'s chunk `chunk` for `tenant`.
+    pub(crate) fn point(tenant: &str, source: &str, chunk: u32, vector: [f32; 4]) -> ChunkPoint {
+        ChunkPoint {
+            vector: vector.to_vec(),
+            payload: ChunkPayload {
+                tenant: tenant.into(),
+                source: source.into(),
+                chunk,
+                content_hash: format!("h-{source}-{chunk}"),
+                text: format!("text of {source}#{chunk}"),
+                title: (chunk == 0).then(|| format!("Title of {source}")),
+            },
+        }
+    }
+
+    /// The same corpus for both tenants, so only the tenant filter can tell them apart.
+    pub(crate) fn corpus(tenant: &str) -> Vec<ChunkPoint> {
+        vec![
+            point(tenant, "a.md", 0, [1.0, 0.0, 0.0, 0.0]),
+            point(tenant, "a.md", 1, [0.9, 0.1, 0.0, 0.0]),
+            point(tenant, "a.md", 2, [0.5, 0.5, 0.0, 0.0]),
+            point(tenant, "b.md", 0, [0.0, 1.0, 0.0, 0.0]),
+            point(tenant, "b.md", 1, [0.0, 0.0, 1.0, 0.0]),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

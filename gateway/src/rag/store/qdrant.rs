@@ -609,6 +609,7 @@ mod tests {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     use super::*;
+    use crate::rag::store::fixtures::{corpus, point};
 
     const SKIP: &str = "skipped: QDRANT_URL is not set (no Qdrant server to test against)";
 
@@ -700,31 +701,6 @@ mod tests {
             .as_nanos();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         format!("gh_test_{tag}_{}_{nanos}_{n}", std::process::id())
-    }
-
-    fn point(tenant: &str, source: &str, chunk: u32, vector: [f32; 4]) -> ChunkPoint {
-        ChunkPoint {
-            vector: vector.to_vec(),
-            payload: ChunkPayload {
-                tenant: tenant.into(),
-                source: source.into(),
-                chunk,
-                content_hash: format!("h-{source}-{chunk}"),
-                text: format!("text of {source}#{chunk}"),
-                title: (chunk == 0).then(|| format!("Title of {source}")),
-            },
-        }
-    }
-
-    /// The same corpus for both tenants, so only the tenant filter can tell them apart.
-    fn corpus(tenant: &str) -> Vec<ChunkPoint> {
-        vec![
-            point(tenant, "a.md", 0, [1.0, 0.0, 0.0, 0.0]),
-            point(tenant, "a.md", 1, [0.9, 0.1, 0.0, 0.0]),
-            point(tenant, "a.md", 2, [0.5, 0.5, 0.0, 0.0]),
-            point(tenant, "b.md", 0, [0.0, 1.0, 0.0, 0.0]),
-            point(tenant, "b.md", 1, [0.0, 0.0, 1.0, 0.0]),
-        ]
     }
 
     #[test]

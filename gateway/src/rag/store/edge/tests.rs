@@ -4,7 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::collection::{json_path, INDEXED_FIELDS, PAGE};
 use super::*;
-use crate::rag::store::ChunkPayload;
+use crate::rag::store::fixtures::{corpus, point};
 
 const COLL: &str = "docs";
 
@@ -36,31 +36,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn point(tenant: &str, source: &str, chunk: u32, vector: [f32; 4]) -> ChunkPoint {
-    ChunkPoint {
-        vector: vector.to_vec(),
-        payload: ChunkPayload {
-            tenant: tenant.into(),
-            source: source.into(),
-            chunk,
-            content_hash: format!("h-{source}-{chunk}"),
-            text: format!("text of {source}#{chunk}"),
-            title: (chunk == 0).then(|| format!("Title of {source}")),
-        },
-    }
-}
-
-/// The same corpus for both tenants, so only the tenant filter can tell them apart.
-fn corpus(tenant: &str) -> Vec<ChunkPoint> {
-    vec![
-        point(tenant, "a.md", 0, [1.0, 0.0, 0.0, 0.0]),
-        point(tenant, "a.md", 1, [0.9, 0.1, 0.0, 0.0]),
-        point(tenant, "a.md", 2, [0.5, 0.5, 0.0, 0.0]),
-        point(tenant, "b.md", 0, [0.0, 1.0, 0.0, 0.0]),
-        point(tenant, "b.md", 1, [0.0, 0.0, 1.0, 0.0]),
-    ]
 }
 
 async fn seeded(dir: &TempDir) -> EdgeStore {
