@@ -147,6 +147,9 @@ pub enum ApiError {
         /// Tenant id.
         tenant: String,
     },
+    /// The audit log's queue is full (`audit.on_full: fail_closed`).
+    #[error("the audit log cannot keep up; retry shortly")]
+    AuditUnavailable,
     /// A bug: a handler panicked.
     #[error("internal error")]
     Internal,
@@ -389,6 +392,11 @@ impl ApiError {
                 "server_error",
                 "policy_unavailable",
             ),
+            AuditUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "audit_unavailable",
+            ),
             Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -439,10 +447,16 @@ fn limit_unit(l: crate::limits::LimitKind) -> &'static str {
     }
 }
 
+/// The stable error code of an error response, as a response extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _, _) = self.parts();
         let mut resp = (status, axum::Json(self.body())).into_response();
+        // For the HTTP audit record of requests refused before the domain stack.
+        resp.extensions_mut().insert(ErrorCode(self.parts().2));
         if let ApiError::RateLimited { retry_after, .. } = &self {
             // Whole seconds, rounded up: retrying earlier would be refused again.
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

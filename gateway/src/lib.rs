@@ -4,6 +4,7 @@
 //! server in-process on port 0.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod backends;
 pub mod batch;
@@ -24,4 +25,5 @@ pub mod rag;
 pub mod reload;
 pub mod routing;
 pub mod server;
+pub mod telemetry;
 pub mod tools;

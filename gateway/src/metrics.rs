@@ -1,8 +1,8 @@
 //! Prometheus metrics, rendered at `GET /metrics`.
 
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// All metrics of one server.
@@ -37,6 +37,94 @@ pub struct Metrics {
     pub shaping: ShapingMetrics,
     /// Auth, rate limits, the response cache, routing and Redis.
     pub fleet: FleetMetrics,
+    /// The audit log.
+    pub audit: AuditMetrics,
+    /// Every metric's name, for checks such as the Grafana dashboard's.
+    names: Vec<String>,
+}
+
+/// The audit log's writer and queue.
+#[derive(Debug, Clone)]
+pub struct AuditMetrics {
+    /// Records on disk by kind (`chat`, `http`, `checkpoint`, `lifecycle`).
+    pub records: IntCounterVec,
+    /// Records lost by reason (`queue full`, ...).
+    pub dropped: IntCounterVec,
+    /// Requests refused with 503 because the queue was full (`fail_closed`).
+    pub refused: IntCounter,
+    /// Failed writes (each retried).
+    pub write_errors: IntCounter,
+    /// Records queued or reserved and not yet on disk.
+    pub queue_depth: IntGauge,
+    /// Checkpoints written.
+    pub checkpoints: IntCounter,
+    /// Time to append and fsync one batch.
+    pub write_seconds: Histogram,
+}
+
+impl Default for AuditMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AuditMetrics {
+    /// Unregistered; [`Metrics::with_audit`] registers them.
+    pub fn new() -> Self {
+        Self {
+            records: must(IntCounterVec::new(
+                Opts::new(
+                    "audit_records_total",
+                    "Audit records written (on disk) by kind: chat, http, checkpoint, lifecycle.",
+                ),
+                &["kind"],
+            )),
+            dropped: must(IntCounterVec::new(
+                Opts::new(
+                    "audit_dropped_total",
+                    "Audit records lost, by reason (queue full under on_full: drop, written after shutdown).",
+                ),
+                &["reason"],
+            )),
+            refused: must(IntCounter::new(
+                "audit_refused_total",
+                "Requests refused with 503 audit_unavailable because the audit queue was full (on_full: fail_closed).",
+            )),
+            write_errors: must(IntCounter::new(
+                "audit_write_errors_total",
+                "Failed audit writes; each is retried while the queue holds the records.",
+            )),
+            queue_depth: must(IntGauge::new(
+                "audit_queue_depth",
+                "Audit records queued or reserved and not yet on disk.",
+            )),
+            checkpoints: must(IntCounter::new(
+                "audit_checkpoints_total",
+                "Signed audit checkpoints written.",
+            )),
+            write_seconds: must(Histogram::with_opts(
+                HistogramOpts::new(
+                    "audit_write_seconds",
+                    "Time to append and fsync one batch of audit records.",
+                )
+                .buckets(vec![
+                    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                ]),
+            )),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.records.clone()),
+            Box::new(self.dropped.clone()),
+            Box::new(self.refused.clone()),
+            Box::new(self.write_errors.clone()),
+            Box::new(self.queue_depth.clone()),
+            Box::new(self.checkpoints.clone()),
+            Box::new(self.write_seconds.clone()),
+        ]
+    }
 }
 
 /// What replicas share: auth, rate limits, the response cache, routing, Redis.
@@ -394,6 +482,12 @@ impl Default for Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
+        Self::with_audit(AuditMetrics::new())
+    }
+
+    /// Like [`Metrics::new`], with the audit log's metrics made before (the log opens
+    /// before the server's state exists).
+    pub fn with_audit(audit: AuditMetrics) -> Self {
         let registry = Registry::new_custom(Some("gatehouse".into()), None).expect("valid prefix");
         let buckets = vec![
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -466,6 +560,7 @@ impl Metrics {
         let policy = PolicyMetrics::new();
         let shaping = ShapingMetrics::new();
         let fleet = FleetMetrics::new();
+        let mut names = Vec::new();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -483,7 +578,9 @@ impl Metrics {
         .chain(policy.collectors())
         .chain(shaping.collectors())
         .chain(fleet.collectors())
+        .chain(audit.collectors())
         {
+            names.extend(c.desc().iter().map(|d| format!("gatehouse_{}", d.fq_name)));
             must(registry.register(c));
         }
         Self {
@@ -502,7 +599,14 @@ impl Metrics {
             policy,
             shaping,
             fleet,
+            audit,
+            names,
         }
+    }
+
+    /// Every metric's full name (`gatehouse_...`), histograms without their suffixes.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Prometheus text format.

@@ -31,13 +31,21 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
     }
 
-    /// Waits until the server has stopped.
+    /// Waits until the server has stopped, then writes what the audit log still holds.
     pub async fn wait(self) -> std::io::Result<()> {
-        self.task
+        let result = self
+            .task
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Some(audit) = self.state.audit.clone() {
+            let _ = tokio::task::spawn_blocking(move || audit.close(AUDIT_CLOSE_TIMEOUT)).await;
+        }
+        result
     }
 }
+
+/// How long shutdown waits for the audit log to write what is queued.
+const AUDIT_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The reloadable directories a server enforces, loaded once at start.
 #[derive(Clone, Default)]
@@ -50,6 +58,19 @@ pub struct Stores {
     pub tools: Arc<ServerTools>,
     /// The vector store of `rag:`, opened by [`open_vectors`]; `None` turns retrieval off.
     pub vectors: Option<Arc<dyn crate::rag::store::VectorStore>>,
+    /// The audit log of `audit:`, opened by [`open_audit`]; `None` writes no records.
+    pub audit: Option<Arc<crate::audit::Auditor>>,
+}
+
+/// Opens the audit log of `config.audit`, if any (its directory stays locked until the
+/// log is closed).
+pub fn open_audit(config: &Config) -> Result<Option<Arc<crate::audit::Auditor>>, String> {
+    match &config.audit {
+        None => Ok(None),
+        Some(ac) => crate::audit::Auditor::open(ac, crate::metrics::AuditMetrics::new())
+            .map(Some)
+            .map_err(|e| format!("cannot open the audit log: {e}")),
+    }
 }
 
 /// Opens the vector store of `config.rag`, if any (the edge data directory stays locked
@@ -94,6 +115,7 @@ pub fn load_stores(config: &Config) -> Result<Stores, String> {
             ServerTools::new(&config.tools).map_err(|e| format!("invalid tools: {e}"))?,
         ),
         vectors: None,
+        audit: None,
     })
 }
 
@@ -104,6 +126,7 @@ pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningSe
     let mut stores = load_stores(&config)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     stores.vectors = open_vectors(&config).map_err(std::io::Error::other)?;
+    stores.audit = open_audit(&config).map_err(std::io::Error::other)?;
     start_with(config, listener, stores)
 }
 

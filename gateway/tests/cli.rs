@@ -15,14 +15,23 @@ fn gatehouse() -> Command {
     c
 }
 
+/// The RAG and audit data of [`serve`]'s gateway.
+fn serve_data() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("gh-cli-serve-{}", std::process::id()))
+}
+
 /// Starts `gatehouse serve` on port 0; returns the child and its address.
 fn serve(config: &str) -> (Child, String) {
-    // A RAG data dir of its own: the config's may be held by a gateway the developer runs.
-    let data = std::env::temp_dir().join(format!("gh-cli-serve-{}", std::process::id()));
+    // Data dirs of its own: the config's may be held by a gateway the developer runs.
+    let data = serve_data();
+    let audit = data.join("audit").to_string_lossy().into_owned();
     let data = data.to_string_lossy().into_owned();
     let (child, addr) = spawn_gateway(
         std::path::Path::new(config),
-        &[("GATEHOUSE__RAG__DATA_DIR", data.as_str())],
+        &[
+            ("GATEHOUSE__RAG__DATA_DIR", data.as_str()),
+            ("GATEHOUSE__AUDIT__DIR", audit.as_str()),
+        ],
     );
     (child, addr.to_string())
 }
@@ -67,6 +76,25 @@ async fn sigterm_drains_in_flight_streams() {
         .unwrap()
         .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
+    // The drained stream's audit record was written before the process exited.
+    let log: String = std::fs::read_dir(serve_data().join("audit"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().any(|r| r["unmapped"]["kind"] == "chat"
+            && r["unmapped"]["outcome"] == "ok"
+            && r["unmapped"]["finish_reason"] == "length"
+            && r["unmapped"]["stream"] == true),
+        "{log}"
+    );
+    assert_eq!(records.last().unwrap()["unmapped"]["kind"], "checkpoint");
 }
 
 #[test]
@@ -293,9 +321,20 @@ fn template_render_shows_the_messages() {
     );
 }
 
-/// Runs `gatehouse batch` with the default config; returns (exit code, stderr).
+/// Runs `gatehouse batch` with the default config and an audit log of its own; returns
+/// (exit code, stderr).
 fn batch(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
-    let out = gatehouse().arg("batch").args(args).output().unwrap();
+    batch_audited(&temp_dir("batch-audit"), args)
+}
+
+/// [`batch`], writing the audit log to `audit`.
+fn batch_audited(audit: &std::path::Path, args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = gatehouse()
+        .arg("batch")
+        .args(args)
+        .env("GATEHOUSE__AUDIT__DIR", audit)
+        .output()
+        .unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -320,9 +359,10 @@ fn batch_runs_the_soc_sample_with_progress_resume_and_summary() {
             output.as_os_str().to_owned(),
         ]
     };
+    let audit = dir.join("audit");
     let run = |input: &std::path::Path| {
         let a = args(input);
-        batch(&a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>())
+        batch_audited(&audit, &a.iter().map(|s| s.as_os_str()).collect::<Vec<_>>())
     };
     let (code, stderr) = run(&input);
     assert_eq!(code, Some(0), "{stderr}");
@@ -367,6 +407,31 @@ fn batch_runs_the_soc_sample_with_progress_resume_and_summary() {
             "alert-005"
         ]
     );
+    // One audit record per batch item, in one chain across both runs.
+    let audited: Vec<serde_json::Value> = std::fs::read_dir(&audit)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter(|r| r["unmapped"]["kind"] == "chat")
+        .collect();
+    let mut items: Vec<&str> = audited
+        .iter()
+        .map(|r| r["metadata"]["correlation_uid"].as_str().unwrap())
+        .collect();
+    items.sort();
+    assert_eq!(
+        items,
+        ["batch-alert-001", "batch-alert-002", "batch-alert-003", "batch-alert-004", "batch-alert-005"]
+    );
+    assert!(audited.iter().all(|r| r["api"]["operation"] == "batch.item"
+        && r["unmapped"]["template"] == "soc-triage@1"));
     for r in &results {
         assert_eq!(r["template"], "soc-triage@1");
         match r["status"].as_str().unwrap() {

@@ -48,7 +48,8 @@ def start(config, env):
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory):
     # A data dir of its own: the default one may be held by a gateway the developer runs.
-    env = dict(os.environ, GATEHOUSE__RAG__DATA_DIR=str(tmp_path_factory.mktemp("rag")))
+    env = dict(os.environ, GATEHOUSE__RAG__DATA_DIR=str(tmp_path_factory.mktemp("rag")),
+               GATEHOUSE__AUDIT__DIR=str(tmp_path_factory.mktemp("audit")))
     proc, base = start("config/gatehouse.yaml", env)
     yield base
     proc.terminate()

@@ -105,6 +105,16 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// `local`, `remote`, `embedding` or `pool`, for spans.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Backend::Local(_) => "local",
+            Backend::Remote(_) => "remote",
+            Backend::Embedding(_) => "embedding",
+            Backend::Pool(_) => "pool",
+        }
+    }
+
     /// Starts answering `req`; the stream yields text deltas then `Done`.
     pub async fn chat(&self, req: &ChatRequest) -> Result<BackendStream, BackendError> {
         match self {

@@ -93,6 +93,10 @@ impl RemoteBackend {
         if let Some(key) = &self.cfg.api_key {
             rb = rb.bearer_auth(key);
         }
+        // W3C trace context: the upstream's spans join the request's trace.
+        let mut trace = axum::http::HeaderMap::new();
+        crate::telemetry::inject_current(&mut trace);
+        rb = rb.headers(trace);
         let resp = rb.send().await.map_err(Self::send_error)?;
         let status = resp.status();
         if !status.is_success() {

@@ -205,6 +205,13 @@ pub async fn run(
         })?;
         progress.update(&counts);
     }
+    drop(results);
+    if let Some(audit) = ctx.state.audit.clone() {
+        let _ = tokio::task::spawn_blocking(move || {
+            audit.close(std::time::Duration::from_secs(30))
+        })
+        .await;
+    }
     Ok(Summary {
         counts,
         total,

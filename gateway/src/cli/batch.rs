@@ -41,8 +41,16 @@ pub async fn run(args: BatchArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let stores = match crate::server::load_stores(&cfg) {
+    let mut stores = match crate::server::load_stores(&cfg) {
         Ok(s) => s,
+        Err(e) => {
+            eprintln!("gatehouse: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Every record is audited like a request; the log is closed when the run ends.
+    stores.audit = match crate::server::open_audit(&cfg) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("gatehouse: {e}");
             return ExitCode::from(2);

@@ -1,5 +1,6 @@
 //! The `gatehouse` command line.
 
+mod audit;
 mod batch;
 mod chat;
 mod keys;
@@ -74,6 +75,11 @@ enum Command {
         #[command(subcommand)]
         command: keys::KeysCommand,
     },
+    /// The audit log: tail, search, stats, verify, export.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,16 +92,7 @@ enum ConfigCommand {
 }
 
 fn init_tracing() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(
-                "info,mistralrs_core=error,mistralrs=error,qdrant_edge=error",
-            )
-        });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::telemetry::init_logs();
 }
 
 fn load(arg: &ConfigArg) -> Result<Config, ExitCode> {
@@ -120,15 +117,29 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve { config, listen } => {
-            init_tracing();
             let mut cfg = match load(&config) {
                 Ok(c) => c,
-                Err(code) => return code,
+                Err(code) => {
+                    init_tracing();
+                    return code;
+                }
             };
             if let Some(l) = listen {
                 cfg.server.listen = l;
             }
-            rt.block_on(serve(cfg))
+            // Inside the runtime: the OTLP exporter's gRPC channel lives on it.
+            let telemetry = match rt.block_on(async { crate::telemetry::init(&cfg.telemetry) }) {
+                Ok(t) => t,
+                Err(e) => {
+                    init_tracing();
+                    eprintln!("gatehouse: cannot start: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let code = rt.block_on(serve(cfg));
+            // Blocking: exports the spans still buffered (outside the runtime's threads).
+            telemetry.shutdown();
+            code
         }
         Command::Chat(args) => rt.block_on(chat::run(args)),
         Command::Policy { command } => policy::run(command),
@@ -138,6 +149,7 @@ pub fn main() -> ExitCode {
             rt.block_on(rag::run(command))
         }
         Command::Keys { command } => rt.block_on(keys::run(command)),
+        Command::Audit { command } => audit::run(command),
         Command::Batch(args) => {
             init_tracing();
             rt.block_on(batch::run(args))
@@ -200,6 +212,22 @@ pub fn main() -> ExitCode {
                                 r.chunk.overlap_tokens
                             ),
                             None => println!("rag off"),
+                        }
+                        match &cfg.audit {
+                            Some(a) => println!(
+                                "audit {} (on_full {}, checkpoints {})",
+                                a.dir.display(),
+                                a.on_full.as_str(),
+                                if a.hmac_key.is_some() { "signed" } else { "unsigned" }
+                            ),
+                            None => println!("audit off"),
+                        }
+                        match &cfg.telemetry.otlp_endpoint {
+                            Some(e) => println!(
+                                "traces to {e} (service {}, sample ratio {})",
+                                cfg.telemetry.service_name, cfg.telemetry.sample_ratio
+                            ),
+                            None => println!("traces not exported"),
                         }
                         ExitCode::SUCCESS
                     }
@@ -298,6 +326,13 @@ async fn serve(cfg: Config) -> ExitCode {
     };
     stores.vectors = match crate::server::open_vectors(&cfg) {
         Ok(v) => v,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    stores.audit = match crate::server::open_audit(&cfg) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("gatehouse: cannot start: {e}");
             return ExitCode::FAILURE;

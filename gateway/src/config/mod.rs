@@ -5,12 +5,14 @@
 mod env;
 mod fleet;
 pub mod locate;
+mod observe;
 mod raw;
 
 pub use fleet::{
     check_id, AuthConfig, CacheConfig, CacheStore, ConfigKey, FailMode, Limits, OnError,
     RedisConfig, Role, TenantConfig, Tenants,
 };
+pub use observe::{AuditConfig, OnFull, TelemetryConfig, MIN_HMAC_KEY_BYTES};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -73,6 +75,10 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// The response cache; `None` turns it off.
     pub cache: Option<CacheConfig>,
+    /// The audit log; `None` turns it off.
+    pub audit: Option<AuditConfig>,
+    /// Tracing export.
+    pub telemetry: TelemetryConfig,
 }
 
 /// `rag:` settings.
@@ -384,6 +390,8 @@ fn validate(
     let tenants = fleet::validate_tenants(raw.tenants, &models)?;
     let auth = fleet::validate_auth(raw.auth, &tenants, redis.as_ref(), vars)?;
     let cache = fleet::validate_cache(raw.cache, redis.as_ref())?;
+    let audit = observe::validate_audit(raw.audit, base, vars)?;
+    let telemetry = observe::validate_telemetry(raw.telemetry)?;
     Ok(Config {
         source: PathBuf::new(),
         server,
@@ -396,6 +404,8 @@ fn validate(
         tenants,
         redis,
         cache,
+        audit,
+        telemetry,
     })
 }
 

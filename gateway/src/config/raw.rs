@@ -17,6 +17,41 @@ pub struct RawConfig {
     pub tenants: Option<std::collections::BTreeMap<String, RawTenant>>,
     pub redis: Option<RawRedis>,
     pub cache: Option<RawCache>,
+    pub audit: Option<RawAudit>,
+    pub telemetry: Option<RawTelemetry>,
+}
+
+/// `audit:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub dir: String,
+    pub max_file_bytes: Option<u64>,
+    pub max_file_age_secs: Option<u64>,
+    pub queue: Option<usize>,
+    pub on_full: Option<RawOnFull>,
+    pub fsync: Option<bool>,
+    pub checkpoint_every: Option<u64>,
+    pub checkpoint_interval_secs: Option<u64>,
+    pub hmac_key_env: Option<String>,
+}
+
+/// What happens when the audit queue is full.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnFull {
+    Drop,
+    FailClosed,
+}
+
+/// `telemetry:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
+    pub timeout_ms: Option<u64>,
 }
 
 /// `auth:`: the string `none`, or a mapping with `keys:`.

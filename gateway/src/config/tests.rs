@@ -578,3 +578,54 @@ fn pooled_models_list_their_backends() {
         assert!(err.contains(want), "want {want:?}, got {err}");
     }
 }
+
+#[test]
+fn audit_and_telemetry_sections() {
+    let c = parse(REMOTE, &[]).unwrap();
+    assert!(c.audit.is_none());
+    assert!(c.telemetry.otlp_endpoint.is_none());
+    assert_eq!(c.telemetry.sample_ratio, 1.0);
+
+    let key = "k".repeat(MIN_HMAC_KEY_BYTES);
+    let src = format!(
+        "{REMOTE}audit:\n  dir: audit\n  on_full: fail_closed\n  hmac_key_env: AK\n  queue: 8\ntelemetry:\n  otlp_endpoint: http://collector:4317/\n  sample_ratio: 0.25\n"
+    );
+    let c = parse(&src, &[("AK", key.as_str())]).unwrap();
+    let a = c.audit.unwrap();
+    assert_eq!(a.dir, Path::new("/nonexistent/audit"));
+    assert_eq!(a.on_full, OnFull::FailClosed);
+    assert_eq!(a.queue, 8);
+    assert!(a.fsync);
+    assert_eq!(a.checkpoint_every, 1000);
+    assert_eq!(a.hmac_key.as_deref(), Some(key.as_bytes()));
+    assert_eq!(
+        c.telemetry.otlp_endpoint.as_deref(),
+        Some("http://collector:4317")
+    );
+    assert_eq!(c.telemetry.sample_ratio, 0.25);
+
+    // A named key that is missing or short refuses to start, with file, line and key.
+    let err = parse(&src, &[]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("/nonexistent/cfg.yaml:10: audit.hmac_key_env: environment variable AK is not set"),
+        "{err}"
+    );
+    let err = parse(&src, &[("AK", "short")]).unwrap_err().to_string();
+    assert!(err.contains("has 5 bytes; at least 32"), "{err}");
+    let err = parse(&src.replace("fail_closed", "block"), &[("AK", key.as_str())])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("audit.on_full: unknown variant `block`"), "{err}");
+    let err = parse(&src.replace("queue: 8", "queue: 0"), &[("AK", key.as_str())])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("audit.queue: must be greater than 0"), "{err}");
+    let err = parse(&src.replace("0.25", "1.5"), &[("AK", key.as_str())])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(":14: telemetry.sample_ratio: 1.5 is not between 0 and 1"), "{err}");
+    let err = parse(&src.replace("http://collector", "collector"), &[("AK", key.as_str())])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("telemetry.otlp_endpoint: `collector:4317/` is not an http"), "{err}");
+}

@@ -52,6 +52,8 @@ pub struct ChatRequest {
     pub cache_control: CacheControl,
     /// What happened to the request on its way, for headers and the audit log.
     pub trail: Trail,
+    /// The audit slot the HTTP layer took for this request, if any.
+    pub audit_slot: crate::audit::SlotCell,
 }
 
 /// What a client allows the response cache (`Cache-Control` request header).
@@ -177,6 +179,8 @@ pub struct TrailState {
     pub cache: Option<&'static str>,
     /// The backend of a pooled model that served the request.
     pub backend: Option<String>,
+    /// The messages after input redaction, when the policy's `audit.store_prompts` asks.
+    pub audit_prompt: Option<Vec<crate::audit::record::MessageRecord>>,
 }
 
 /// What the retrieval layer did for a request.

@@ -21,6 +21,7 @@ pub struct Observed {
     first_token: Option<Instant>,
     metrics: Arc<Metrics>,
     finished: bool,
+    span: tracing::Span,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -41,8 +42,15 @@ impl Observed {
             first_token: None,
             metrics,
             finished: false,
+            span: tracing::Span::none(),
             _permit: permit,
         }
+    }
+
+    /// Records TTFT, tokens and cancellation on `span`, which ends with the stream.
+    pub fn with_span(mut self, span: tracing::Span) -> Self {
+        self.span = span;
+        self
     }
 
     fn finish(&mut self) {
@@ -66,12 +74,21 @@ impl Stream for Observed {
             Some(Ok(ChatEvent::Delta(t))) if this.first_token.is_none() && !t.is_empty() => {
                 let now = Instant::now();
                 this.first_token = Some(now);
+                this.span
+                    .record("gatehouse.ttft_ms", (now - this.start).as_millis() as u64);
                 this.metrics
                     .ttft
                     .with_label_values(&[&this.model])
                     .observe((now - this.start).as_secs_f64());
             }
-            Some(Ok(ChatEvent::Done { usage, .. })) => {
+            Some(Ok(ChatEvent::Done {
+                usage,
+                finish_reason,
+            })) => {
+                this.span
+                    .record("gen_ai.usage.input_tokens", usage.prompt_tokens)
+                    .record("gen_ai.usage.output_tokens", usage.completion_tokens)
+                    .record("gen_ai.response.finish_reasons", finish_reason.as_str());
                 this.metrics
                     .output_tokens
                     .with_label_values(&[&this.model])
@@ -103,6 +120,7 @@ impl Drop for Observed {
     fn drop(&mut self) {
         if !self.finished {
             // Dropped before its end: the client went away; dropping `inner` cancels generation.
+            self.span.record("gatehouse.cancelled", true);
             self.metrics
                 .cancelled
                 .with_label_values(&[&self.model])

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use futures::future::BoxFuture;
 use futures::StreamExt;
 
@@ -62,12 +64,27 @@ impl tower::Service<ChatRequest> for Router {
                 .admit()
                 .await
                 .map_err(|_| ApiError::ModelOverloaded(req.model.clone()))?;
+            // Lives as long as the answer streams; Observed records TTFT and tokens on it.
+            let span = tracing::info_span!(
+                "gatehouse.engine",
+                otel.name = "engine",
+                gatehouse.model = %req.model,
+                gatehouse.backend = backend.kind(),
+                gatehouse.ttft_ms = tracing::field::Empty,
+                gen_ai.usage.input_tokens = tracing::field::Empty,
+                gen_ai.usage.output_tokens = tracing::field::Empty,
+                gen_ai.response.finish_reasons = tracing::field::Empty,
+                gatehouse.cancelled = tracing::field::Empty,
+            );
             let stream = backend
                 .chat(&req)
+                .instrument(span.clone())
                 .await?
                 .map(|r| r.map_err(ApiError::from))
                 .boxed();
-            Ok(Observed::new(stream, req.model, start, metrics, permit).boxed())
+            Ok(Observed::new(stream, req.model, start, metrics, permit)
+                .with_span(span)
+                .boxed())
         })
     }
 }

@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::handlers::bearer;
 use super::middleware::{guard_body, is_probe};
@@ -63,14 +64,28 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if is_probe(req.uri().path()) {
+    let path = req.uri().path();
+    if is_probe(path) || path == super::audit_page::LOGIN_PATH {
         return next.run(req).await;
     }
-    match state.auth.authenticate(bearer(&req)).await {
+    // The review page's browser sends its admin key in a cookie set by the login form.
+    let key = bearer(&req).or_else(|| super::audit_page::cookie_key(&req));
+    let browser_page = path.starts_with("/admin/") && req.method() == axum::http::Method::GET;
+    let result = state
+        .auth
+        .authenticate(key)
+        .instrument(tracing::info_span!("auth"))
+        .await;
+    match result {
         Ok(p) => {
-            req.extensions_mut().insert(Caller(p.map(Arc::new)));
-            next.run(req).await
+            let caller = Caller(p.map(Arc::new));
+            req.extensions_mut().insert(caller.clone());
+            let mut resp = next.run(req).await;
+            // For the HTTP audit record, which runs outside this middleware.
+            resp.extensions_mut().insert(caller);
+            resp
         }
+        Err(AuthError::Missing) if browser_page => super::audit_page::login_redirect(),
         Err(e) => {
             state
                 .metrics
@@ -121,7 +136,12 @@ pub async fn rate_limit(
     if scopes.iter().all(|s| s.limits.is_unlimited()) {
         return next.run(req).await;
     }
-    let admission = match state.limiter.admit(&scopes).await {
+    let admitted = state
+        .limiter
+        .admit(&scopes)
+        .instrument(tracing::info_span!("rate_limit"))
+        .await;
+    let admission = match admitted {
         Ok(a) => a,
         Err(LimitError::Refused(r)) => {
             return ApiError::RateLimited {

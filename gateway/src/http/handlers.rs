@@ -58,6 +58,11 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     let api_key = bearer(&req).map(|t| format!("sha256:{}", crate::auth::hash_key(t)));
     let principal = req.extensions().get::<Caller>().and_then(|c| c.0.clone());
     let meter = req.extensions().get::<TokenMeter>().cloned();
+    let audit_slot = req
+        .extensions()
+        .get::<crate::audit::SlotCell>()
+        .cloned()
+        .unwrap_or_default();
     let cache_control = req
         .headers()
         .get(header::CACHE_CONTROL)
@@ -67,6 +72,7 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     let mut label = None;
     let mut guard = None;
     let mut trail = None;
+    let mut audited = false;
     let result = async {
         if state.draining.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
@@ -74,6 +80,7 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         let body = read_body(req, state.config.server.body_limit_bytes).await?;
         let mut chat = parse::chat_request(&body, &request_id)?;
         chat.cache_control = cache_control;
+        chat.audit_slot = audit_slot;
         chat.caller.route = "/v1/chat/completions".into();
         chat.caller.api_key = api_key;
         chat.caller.tenant = principal.as_ref().map(|p| p.tenant.clone());
@@ -86,6 +93,7 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         let mut meta = Meta::new(&chat.model);
         let (streamed, include_usage) = (chat.stream, chat.include_usage);
         let chat_trail = chat.trail.clone();
+        audited = true;
         let mut answer = state.domain.clone().oneshot(chat).await?;
         if let Some(meter) = meter {
             answer = answer
@@ -127,6 +135,9 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     }
     if let Some(model) = label {
         resp.extensions_mut().insert(ModelLabel(model));
+    }
+    if audited {
+        resp.extensions_mut().insert(super::audit::DomainAudited);
     }
     resp
 }

@@ -133,6 +133,40 @@ pub async fn limits(State(state): State<Arc<AppState>>, req: Request, next: Next
     }
 }
 
+/// The root span of a request: a child of the client's `traceparent`, if it sent one.
+pub fn request_span(req: &axum::http::Request<Body>) -> tracing::Span {
+    let method = req.method();
+    let path = req.uri().path();
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{method} {path}"),
+        otel.kind = "server",
+        http.request.method = %method,
+        url.path = %path,
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        request_id = req
+            .headers()
+            .get(super::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    crate::telemetry::set_remote_parent(&span, req.headers());
+    span
+}
+
+/// Records the status on the request's span.
+pub fn record_status<B>(
+    resp: &axum::http::Response<B>,
+    _latency: std::time::Duration,
+    span: &tracing::Span,
+) {
+    span.record("http.response.status_code", resp.status().as_u16());
+    if resp.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
 /// The 500 answered when a handler panics.
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");

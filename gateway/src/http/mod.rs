@@ -1,6 +1,8 @@
 //! The HTTP stack: transport concerns around the domain service (DESIGN.md, request flow).
 
 mod admin;
+pub mod audit;
+mod audit_page;
 pub mod auth;
 mod embeddings;
 mod handlers;
@@ -18,26 +20,24 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::domain::router::Router as DomainRouter;
-use crate::layers::cache::{Cache, CacheLayer};
-use crate::layers::guard::{
-    InputGuard, InputGuardLayer, OutputGuard, OutputGuardLayer, PolicyResolve, PolicyResolveLayer,
-};
-use crate::layers::rag::{RetrievalLayer, Retrieve};
-use crate::layers::structured::{StructuredOutput, StructuredOutputLayer};
-use crate::layers::template::{TemplateLayer, TemplateRender};
-use crate::layers::tools::{ToolLayer, ToolLoop};
+use crate::domain::{ChatRequest, ChatStream};
+use crate::error::ApiError;
+use crate::layers::audit::AuditLayer;
+use crate::layers::cache::CacheLayer;
+use crate::layers::guard::{InputGuardLayer, OutputGuardLayer, PolicyResolveLayer};
+use crate::layers::rag::RetrievalLayer;
+use crate::layers::structured::StructuredOutputLayer;
+use crate::layers::template::TemplateLayer;
+use crate::layers::tools::ToolLayer;
+use crate::layers::trace::SpanLayer;
 use crate::metrics::Metrics;
 use crate::models::ModelRegistry;
 use crate::policy::PolicyStore;
 use crate::prompts::TemplateStore;
 use crate::server::Stores;
 
-/// The domain stack (DESIGN.md, request flow) as built today.
-pub type Domain = TemplateRender<
-    PolicyResolve<
-        InputGuard<Cache<Retrieve<ToolLoop<StructuredOutput<OutputGuard<DomainRouter>>>>>>,
-    >,
->;
+/// The domain stack (DESIGN.md, request flow), boxed: each layer in its tracing span.
+pub type Domain = tower::util::BoxCloneSyncService<ChatRequest, ChatStream, ApiError>;
 
 /// The request id header, set on every response.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -68,6 +68,8 @@ pub struct AppState {
     pub limiter: crate::limits::RateLimiter,
     /// The shared Redis, when configured.
     pub kv: Option<crate::kv::Kv>,
+    /// The audit log, when configured.
+    pub audit: Option<Arc<crate::audit::Auditor>>,
 }
 
 impl AppState {
@@ -77,9 +79,13 @@ impl AppState {
         let Stores {
             policies,
             templates,
+            audit,
             ..
         } = stores;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(match &audit {
+            Some(a) => Metrics::with_audit(a.metrics().clone()),
+            None => Metrics::new(),
+        });
         let kv = config.redis.as_ref().and_then(|rc| {
             crate::kv::Kv::new(rc, Some(metrics.clone()))
                 .map_err(|e| tracing::error!(error = %e, "redis: cannot create the client"))
@@ -112,19 +118,31 @@ impl AppState {
             metrics.policy.set_version(&store.current().version);
         }
         let domain = ServiceBuilder::new()
+            .layer(SpanLayer("audit"))
+            .layer(AuditLayer::new(audit.clone()))
+            .layer(SpanLayer("template"))
             .layer(TemplateLayer::new(templates.clone(), metrics.clone()))
+            .layer(SpanLayer("policy"))
             .layer(PolicyResolveLayer::new(policies.clone()))
+            .layer(SpanLayer("guard.input"))
             .layer(InputGuardLayer::new(metrics.clone()))
+            .layer(SpanLayer("cache"))
             .layer(CacheLayer::new(cache.clone(), metrics.clone()))
+            .layer(SpanLayer("retrieval"))
             .layer(RetrievalLayer::new(
                 rag.clone(),
                 templates.clone(),
                 metrics.clone(),
             ))
+            .layer(SpanLayer("tools"))
             .layer(ToolLayer::new(server_tools, metrics.clone()))
+            .layer(SpanLayer("structured_output"))
             .layer(StructuredOutputLayer::new(metrics.clone()))
+            .layer(SpanLayer("guard.output"))
             .layer(OutputGuardLayer::new(metrics.clone()))
+            .layer(SpanLayer("router"))
             .service(DomainRouter::new(models.clone(), metrics.clone()));
+        let domain = Domain::new(domain);
         Arc::new(Self {
             config,
             models,
@@ -138,6 +156,7 @@ impl AppState {
             auth,
             limiter,
             kv,
+            audit,
         })
     }
 }
@@ -157,6 +176,13 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
             post(rag::ingest).delete(rag::delete),
         )
         .route("/v1/rag/{collection}/search", post(rag::search))
+        .route("/admin/audit", get(audit_page::index))
+        .route("/admin/audit/records/{sequence}", get(audit_page::record))
+        .route(
+            audit_page::LOGIN_PATH,
+            get(audit_page::login_form).post(audit_page::login),
+        )
+        .route("/admin/logout", post(audit_page::logout))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
@@ -177,6 +203,10 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            audit::audit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             middleware::metrics,
         ))
         .layer(
@@ -187,7 +217,11 @@ pub fn app(state: Arc<AppState>) -> axum::Router {
                 .layer(tower_http::catch_panic::CatchPanicLayer::custom(
                     middleware::panic_response,
                 ))
-                .layer(TraceLayer::new_for_http()),
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(middleware::request_span)
+                        .on_response(middleware::record_status),
+                ),
         )
         .with_state(state)
 }

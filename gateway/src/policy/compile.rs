@@ -91,6 +91,10 @@ pub(super) fn compile(path: &Path, raw: RawPolicy) -> Result<Policy, Vec<Invalid
         rules,
         tests,
         retrieval,
+        audit: super::rules::AuditCapture {
+            prompts: raw.audit.store_prompts,
+            completions: raw.audit.store_completions,
+        },
         stages: [
             StageRules::default(),
             StageRules::default(),

@@ -23,6 +23,8 @@ pub struct RawPolicy {
     #[serde(default)]
     pub retrieval: Option<RawRetrieval>,
     #[serde(default)]
+    pub audit: RawAuditCapture,
+    #[serde(default)]
     pub rules: Vec<RawRule>,
     #[serde(default)]
     pub tests: Vec<RawCase>,
@@ -55,6 +57,16 @@ pub struct RawRetrieval {
     pub on_error: Option<String>,
     pub on_blocked: Option<String>,
     pub template: Option<String>,
+}
+
+/// `audit:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuditCapture {
+    #[serde(default)]
+    pub store_prompts: bool,
+    #[serde(default)]
+    pub store_completions: bool,
 }
 
 /// `stream:`.

@@ -219,7 +219,18 @@ pub struct Policy {
     pub tests: Vec<super::cases::Case>,
     /// Grounding in a document collection, when the policy asks for it.
     pub retrieval: Option<super::retrieval::Retrieval>,
+    /// What the audit log stores beyond decisions.
+    pub audit: AuditCapture,
     pub(crate) stages: [StageRules; 3],
+}
+
+/// A policy's `audit:` section: which texts the audit log keeps (after redaction).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditCapture {
+    /// The messages as the model saw them.
+    pub prompts: bool,
+    /// The answer as the client got it.
+    pub completions: bool,
 }
 
 fn stage_index(stage: Stage) -> usize {

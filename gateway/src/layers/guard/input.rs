@@ -65,6 +65,17 @@ where
             if let Some(b) = blocked {
                 return futures::future::ready(Err(ApiError::PolicyViolation(Box::new(b)))).boxed();
             }
+            if policy.audit.prompts {
+                let prompt = req
+                    .messages
+                    .iter()
+                    .map(|m| crate::audit::record::MessageRecord {
+                        role: m.role.as_str().into(),
+                        content: m.content.clone(),
+                    })
+                    .collect();
+                req.trail.update(|t| t.audit_prompt = Some(prompt));
+            }
         }
         self.inner.call(req).boxed()
     }

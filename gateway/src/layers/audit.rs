@@ -1,0 +1,351 @@
+//! The audit layer, outermost in the domain stack (DESIGN.md): one record per chat request
+//! or batch item, written once its answer has ended (completed, blocked, failed, or dropped
+//! by a client that went away), with everything the inner layers noted on the way.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::Stream;
+
+use crate::audit::record::{
+    now_ms, Activity, Actor, Api, ApiRequest, ApiResponse, Class, DecisionRecord, HttpRequest,
+    Org, PolicyRef, Record, RetrievalRecord, Service, ToolCallRecord, Tokens, Url, User,
+};
+use crate::audit::{Auditor, Slot};
+use crate::domain::{ChatEvent, ChatRequest, ChatStream, GuardContext, Trail, Usage};
+use crate::error::ApiError;
+use crate::policy::Action;
+
+/// Layer of [`Audit`]; `None` turns it off.
+#[derive(Clone)]
+pub struct AuditLayer {
+    auditor: Option<Arc<Auditor>>,
+}
+
+impl AuditLayer {
+    /// Writes to `auditor`.
+    pub fn new(auditor: Option<Arc<Auditor>>) -> Self {
+        Self { auditor }
+    }
+}
+
+impl<S> tower::Layer<S> for AuditLayer {
+    type Service = Audit<S>;
+
+    fn layer(&self, inner: S) -> Audit<S> {
+        Audit {
+            inner,
+            auditor: self.auditor.clone(),
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Clone)]
+pub struct Audit<S> {
+    inner: S,
+    auditor: Option<Arc<Auditor>>,
+}
+
+impl<S> tower::Service<ChatRequest> for Audit<S>
+where
+    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
+    S::Future: Send + 'static,
+{
+    type Response = ChatStream;
+    type Error = ApiError;
+    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let Some(auditor) = self.auditor.clone() else {
+            return self.inner.call(req).boxed();
+        };
+        let slot = match req.audit_slot.take().map_or_else(|| auditor.admit(), Ok) {
+            Ok(s) => s,
+            Err(_) => {
+                return futures::future::ready(Err(ApiError::AuditUnavailable)).boxed();
+            }
+        };
+        let draft = Draft::new(&req);
+        let fut = self.inner.call(req);
+        async move {
+            match fut.await {
+                Err(e) => {
+                    let record = draft.finish(Ending::Error(&e), &Seen::default());
+                    auditor.write(slot, record);
+                    Err(e)
+                }
+                Ok(stream) => Ok(Box::pin(Audited {
+                    inner: stream,
+                    pending: Some(Pending {
+                        draft,
+                        auditor,
+                        slot,
+                    }),
+                    seen: Seen::default(),
+                }) as ChatStream),
+            }
+        }
+        .boxed()
+    }
+}
+
+/// What is known when a request enters the domain stack.
+struct Draft {
+    start_ms: i64,
+    started: Instant,
+    request_id: String,
+    route: String,
+    model: String,
+    stream: bool,
+    tenant: Option<String>,
+    key_id: Option<String>,
+    trace: Option<crate::audit::record::Trace>,
+    guard: GuardContext,
+    trail: Trail,
+}
+
+/// What the answer showed while it streamed.
+#[derive(Default)]
+struct Seen {
+    ttft_ms: Option<u64>,
+    text: String,
+    client_calls: Vec<ToolCallRecord>,
+    usage: Option<Usage>,
+    finish_reason: Option<&'static str>,
+}
+
+/// How a request ended.
+enum Ending<'a> {
+    Done,
+    Error(&'a ApiError),
+    Cancelled,
+}
+
+impl Draft {
+    fn new(req: &ChatRequest) -> Self {
+        let principal = req.caller.principal.as_ref();
+        Self {
+            start_ms: now_ms(),
+            started: Instant::now(),
+            request_id: req.request_id.clone(),
+            route: req.caller.route.clone(),
+            model: req.model.clone(),
+            stream: req.stream,
+            tenant: req.caller.tenant.clone(),
+            key_id: principal.map(|p| p.key_id.clone()),
+            trace: crate::telemetry::current_trace(),
+            guard: req.guard.clone(),
+            trail: req.trail.clone(),
+        }
+    }
+
+    fn stores_completion(&self) -> bool {
+        self.guard.policy().is_some_and(|p| p.audit.completions)
+    }
+
+    fn finish(self, ending: Ending<'_>, seen: &Seen) -> Record {
+        let end_ms = now_ms();
+        let mut r = Record::new(Class::ApiActivity, Activity::Create, end_ms);
+        let (outcome, code, error) = match ending {
+            Ending::Done => ("ok", 200, None),
+            Ending::Cancelled => ("cancelled", 499, None),
+            Ending::Error(e) => {
+                let (status, _, code) = e.parts();
+                let outcome = match e {
+                    ApiError::PolicyViolation(_) => "blocked",
+                    _ if status.is_server_error() => "failed",
+                    _ => "refused",
+                };
+                let message = e.body()["error"]["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.to_string());
+                (outcome, status.as_u16(), Some((code, message)))
+            }
+        };
+        r.set_outcome(outcome);
+        r.start_time = Some(self.start_ms);
+        r.end_time = Some(end_ms);
+        r.duration = Some(self.started.elapsed().as_millis() as u64);
+        r.metadata.correlation_uid = Some(self.request_id.clone());
+        let batch = self.route == "batch";
+        let operation = if batch {
+            "batch.item"
+        } else {
+            "chat.completions"
+        };
+        r.api = Some(Api {
+            operation: operation.into(),
+            request: ApiRequest {
+                uid: self.request_id.clone(),
+            },
+            response: ApiResponse {
+                code,
+                error: error.as_ref().map(|(c, _)| c.to_string()),
+                message: error.as_ref().map(|(_, m)| m.clone()),
+            },
+            service: Service {
+                name: "gatehouse".into(),
+            },
+        });
+        r.http_request = Some(HttpRequest {
+            http_method: if batch { "" } else { "POST" }.into(),
+            url: Url {
+                path: self.route.clone(),
+            },
+        });
+        if self.tenant.is_some() || self.key_id.is_some() {
+            r.actor = Some(Actor {
+                user: User {
+                    uid: self.key_id.clone(),
+                    kind: self.key_id.as_ref().map(|_| "api_key".into()),
+                    org: self.tenant.clone().map(|uid| Org { uid }),
+                },
+            });
+        }
+        r.trace = self.trace.clone();
+        r.status_code = Some(match &error {
+            Some((c, _)) => c.to_string(),
+            None => code.to_string(),
+        });
+        r.status_detail = error.as_ref().map(|(_, m)| m.clone());
+
+        let trail = self.trail.snapshot();
+        let u = &mut r.unmapped;
+        u.kind = "chat".into();
+        u.model = Some(self.model.clone());
+        u.backend = trail.backend.clone();
+        u.template = trail.template.clone();
+        u.stream = self.stream;
+        if let (Some(p), Some(v)) = (self.guard.policy(), self.guard.version()) {
+            u.policy = Some(PolicyRef {
+                id: p.id.to_string(),
+                version: v.to_string(),
+            });
+        }
+        let decisions = self.guard.decisions();
+        for d in &decisions {
+            if d.action == Action::Redact {
+                *u.redactions.entry(d.entity.clone()).or_default() += 1;
+            }
+        }
+        u.decisions = decisions.iter().map(DecisionRecord::from).collect();
+        u.retrieval = trail.retrieval.as_ref().map(RetrievalRecord::from);
+        u.tool_calls = trail
+            .tool_runs
+            .iter()
+            .map(|t| ToolCallRecord {
+                name: t.name.clone(),
+                call_id: t.call_id.clone(),
+                arguments_sha256: crate::audit::record::sha256_hex(t.arguments.as_bytes()),
+                outcome: t.status.clone(),
+                side: "server".into(),
+                elapsed_ms: Some(t.elapsed_ms),
+            })
+            .chain(seen.client_calls.iter().cloned())
+            .collect();
+        u.cache = trail.cache.map(str::to_string);
+        u.finish_reason = seen.finish_reason.map(str::to_string);
+        u.tokens = seen.usage.as_ref().map(|us| Tokens {
+            prompt: us.prompt_tokens,
+            completion: us.completion_tokens,
+            total: us.prompt_tokens + us.completion_tokens,
+        });
+        u.ttft_ms = seen.ttft_ms;
+        u.prompt = trail.audit_prompt.clone();
+        if self.stores_completion() && (!seen.text.is_empty() || outcome == "ok") {
+            u.completion = Some(seen.text.clone());
+        }
+        r.set_severity_from_decisions();
+        r.message = match &error {
+            Some((c, _)) => format!("{operation} {}: {outcome} ({c})", self.model),
+            None => format!("{operation} {}: {outcome}", self.model),
+        };
+        r
+    }
+}
+
+struct Pending {
+    draft: Draft,
+    auditor: Arc<Auditor>,
+    slot: Slot,
+}
+
+/// The answer stream, recording what passes and writing the record at its end.
+struct Audited {
+    inner: ChatStream,
+    pending: Option<Pending>,
+    seen: Seen,
+}
+
+impl Audited {
+    fn write(&mut self, ending: Ending<'_>) {
+        if let Some(p) = self.pending.take() {
+            let record = p.draft.finish(ending, &self.seen);
+            p.auditor.write(p.slot, record);
+        }
+    }
+}
+
+impl Stream for Audited {
+    type Item = Result<ChatEvent, ApiError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let item = match this.inner.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        let keep_text = this
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.draft.stores_completion());
+        match &item {
+            Some(Ok(ChatEvent::Delta(t))) => {
+                if let Some(p) = &this.pending {
+                    if this.seen.ttft_ms.is_none() && !t.is_empty() {
+                        this.seen.ttft_ms = Some(p.draft.started.elapsed().as_millis() as u64);
+                    }
+                }
+                if keep_text {
+                    this.seen.text.push_str(t);
+                }
+            }
+            Some(Ok(ChatEvent::ToolCall(c))) => this.seen.client_calls.push(ToolCallRecord {
+                name: c.name.clone(),
+                call_id: c.id.clone(),
+                arguments_sha256: crate::audit::record::sha256_hex(c.arguments.as_bytes()),
+                outcome: "returned".into(),
+                side: "client".into(),
+                elapsed_ms: None,
+            }),
+            Some(Ok(ChatEvent::Done {
+                finish_reason,
+                usage,
+            })) => {
+                this.seen.finish_reason = Some(finish_reason.as_str());
+                this.seen.usage = Some(usage.clone());
+                this.write(Ending::Done);
+            }
+            Some(Err(e)) => this.write(Ending::Error(e)),
+            // Ended without `Done`: the stream was cut short inside.
+            None => this.write(Ending::Error(&ApiError::Internal)),
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for Audited {
+    fn drop(&mut self) {
+        // Dropped before its end: the client went away.
+        self.write(Ending::Cancelled);
+    }
+}
