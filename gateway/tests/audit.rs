@@ -70,6 +70,8 @@ auth:
   keys:
     - {{id: acme-app, tenant: acme, key_env: GH_AUDIT_USER}}
     - {{id: reviewer, tenant: ops, role: admin, key_env: GH_AUDIT_ADMIN}}
+tenants:
+  "*": {{}}
 cache:
   store: memory
 policies:

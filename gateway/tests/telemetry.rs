@@ -130,6 +130,8 @@ models:
 auth:
   keys:
     - {{id: app, tenant: acme, key_env: GH_OTEL_KEY, limits: {{requests_per_minute: 1000}}}}
+tenants:
+  acme: {{}}
 audit:
   dir: {}
 telemetry:

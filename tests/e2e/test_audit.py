@@ -53,6 +53,8 @@ auth:
   keys:
     - {{id: app, tenant: acme, key_env: E2E_AUDIT_APP}}
     - {{id: reviewer, tenant: ops, role: admin, key_env: E2E_AUDIT_ADMIN}}
+tenants:
+  "*": {{}}
 policies:
   dir: {tmp / "policies"}
   watch: false

@@ -74,8 +74,9 @@ impl Stream for Observed {
             Some(Ok(ChatEvent::Delta(t))) if this.first_token.is_none() && !t.is_empty() => {
                 let now = Instant::now();
                 this.first_token = Some(now);
+                // i64: OpenTelemetry attributes have no unsigned integers.
                 this.span
-                    .record("gatehouse.ttft_ms", (now - this.start).as_millis() as u64);
+                    .record("gatehouse.ttft_ms", (now - this.start).as_millis() as i64);
                 this.metrics
                     .ttft
                     .with_label_values(&[&this.model])
@@ -86,8 +87,8 @@ impl Stream for Observed {
                 finish_reason,
             })) => {
                 this.span
-                    .record("gen_ai.usage.input_tokens", usage.prompt_tokens)
-                    .record("gen_ai.usage.output_tokens", usage.completion_tokens)
+                    .record("gen_ai.usage.input_tokens", usage.prompt_tokens as i64)
+                    .record("gen_ai.usage.output_tokens", usage.completion_tokens as i64)
                     .record("gen_ai.response.finish_reasons", finish_reason.as_str());
                 this.metrics
                     .output_tokens

@@ -161,7 +161,8 @@ pub fn record_status<B>(
     _latency: std::time::Duration,
     span: &tracing::Span,
 ) {
-    span.record("http.response.status_code", resp.status().as_u16());
+    // i64: OpenTelemetry attributes have no unsigned integers (u64 become strings).
+    span.record("http.response.status_code", i64::from(resp.status().as_u16()));
     if resp.status().is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
