@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gateway::audit::record::{
-    Activity, Actor, Class, CitationRecord, DecisionRecord, Org, Record, RetrievalRecord,
-    ToolCallRecord, Tokens, User,
+    Activity, Actor, CitationRecord, Class, DecisionRecord, Org, Record, RetrievalRecord, Tokens,
+    ToolCallRecord, User,
 };
 use gateway::audit::Auditor;
 use gateway::config::{AuditConfig, OnFull};
@@ -29,7 +29,11 @@ fn temp(name: &str) -> PathBuf {
 }
 
 fn sample(i: usize) -> Record {
-    let mut r = Record::new(Class::ApiActivity, Activity::Create, 1_764_558_000_000 + i as i64);
+    let mut r = Record::new(
+        Class::ApiActivity,
+        Activity::Create,
+        1_764_558_000_000 + i as i64,
+    );
     r.set_outcome("ok");
     r.message = "chat.completions smollm2-135m: ok".into();
     r.metadata.correlation_uid = Some(format!("{:032x}", i));

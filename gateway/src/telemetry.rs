@@ -164,7 +164,10 @@ mod tests {
         );
         let cx = TraceContextPropagator::new().extract(&HeaderExtractor(&headers));
         let sc = cx.span().span_context().clone();
-        assert_eq!(sc.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert!(sc.is_remote() && sc.is_sampled());
         let mut out = axum::http::HeaderMap::new();
         TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(&mut out));
@@ -174,7 +177,10 @@ mod tests {
         );
         // Garbage is ignored, not an error.
         let mut bad = axum::http::HeaderMap::new();
-        bad.insert("traceparent", axum::http::HeaderValue::from_static("00-zz-01"));
+        bad.insert(
+            "traceparent",
+            axum::http::HeaderValue::from_static("00-zz-01"),
+        );
         let cx = TraceContextPropagator::new().extract(&HeaderExtractor(&bad));
         assert!(!cx.span().span_context().is_valid());
     }

@@ -130,7 +130,10 @@ async fn records_of(request_id: &str) -> Vec<Value> {
                 .filter(|r| r["metadata"]["correlation_uid"] == request_id)
                 .collect();
         }
-        assert!(Instant::now() < deadline, "no audit record for {request_id}");
+        assert!(
+            Instant::now() < deadline,
+            "no audit record for {request_id}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -192,32 +195,36 @@ async fn a_completed_request_is_recorded_with_decisions_tokens_and_redacted_text
     assert_eq!(u["outcome"], "ok");
     assert_eq!(u["model"], "smollm2-135m");
     assert_eq!(u["policy"]["id"], "audited");
-    assert!(u["policy"]["version"].as_str().unwrap().starts_with("sha256:"));
+    assert!(u["policy"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
     assert_eq!(u["cache"], "miss");
     let d = &u["decisions"][0];
     assert_eq!(
         (&d["rule"], &d["stage"], &d["action"], &d["entity"]),
-        (&json!("pii-email"), &json!("input"), &json!("redact"), &json!("email"))
+        (
+            &json!("pii-email"),
+            &json!("input"),
+            &json!("redact"),
+            &json!("email")
+        )
     );
-    assert_eq!((d["start"].as_u64(), d["end"].as_u64()), (Some(9), Some(29)));
+    assert_eq!(
+        (d["start"].as_u64(), d["end"].as_u64()),
+        (Some(9), Some(29))
+    );
     assert_eq!(u["redactions"]["email"], 1);
     // The raw address is nowhere in the record; the stored prompt has the placeholder.
     let line = r.to_string();
     assert!(!line.contains("jane.doe@example.com"), "{line}");
-    assert_eq!(
-        u["prompt"][0]["content"],
-        "Write to [EMAIL_1] about lunch."
-    );
+    assert_eq!(u["prompt"][0]["content"], "Write to [EMAIL_1] about lunch.");
     assert_eq!(
         u["completion"].as_str().unwrap(),
         body["choices"][0]["message"]["content"].as_str().unwrap()
     );
     assert_eq!(u["tokens"]["completion"], 8);
-    assert_eq!(
-        u["tokens"]["prompt"],
-        body["usage"]["prompt_tokens"],
-        "{u}"
-    );
+    assert_eq!(u["tokens"]["prompt"], body["usage"]["prompt_tokens"], "{u}");
     assert_eq!(u["finish_reason"], "length");
     let ttft = u["ttft_ms"].as_u64().unwrap();
     let duration = r["duration"].as_u64().unwrap();
@@ -253,7 +260,10 @@ async fn blocked_refused_failed_and_unknown_requests_are_recorded() {
     assert_eq!(r["severity"], "High");
     assert_eq!(r["unmapped"]["decisions"][0]["rule"], "no-codeword");
     assert_eq!(r["unmapped"]["decisions"][0]["action"], "block");
-    assert!(r["unmapped"].get("prompt").is_none(), "blocked prompts are not stored");
+    assert!(
+        r["unmapped"].get("prompt").is_none(),
+        "blocked prompts are not stored"
+    );
 
     // No key: refused before the request is parsed, recorded by the HTTP layer.
     let resp = chat(None, json!({"model": "smollm2-135m", "messages": []})).await;
@@ -359,7 +369,12 @@ async fn the_review_page_needs_an_admin_and_shows_records_and_the_chain() {
     let r = no_redirects.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/admin/login");
-    let r = no_redirects.get(&url).bearer_auth(USER_KEY).send().await.unwrap();
+    let r = no_redirects
+        .get(&url)
+        .bearer_auth(USER_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let login = format!("http://{}/admin/login", s.addr);
     let r = no_redirects
@@ -393,7 +408,10 @@ async fn the_review_page_needs_an_admin_and_shows_records_and_the_chain() {
     assert!(html.contains("signed checkpoints verified"), "{html}");
     assert!(html.contains(&format!("/admin/audit/records/{blocked_seq}")));
     assert!(html.contains("no-codeword (block)"));
-    assert!(!html.contains("outcome-ok"), "the filter shows blocked records only");
+    assert!(
+        !html.contains("outcome-ok"),
+        "the filter shows blocked records only"
+    );
 
     let detail = no_redirects
         .get(format!("{url}/records/{blocked_seq}"))
@@ -448,8 +466,13 @@ async fn the_cli_verifies_searches_and_exports_the_live_log() {
 
     let (code, out, _) = run(&["search", "--action", "block", "--json"]);
     assert_eq!(code, Some(0));
-    let found: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(found.iter().any(|r| r["metadata"]["correlation_uid"] == id.as_str()));
+    let found: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(found
+        .iter()
+        .any(|r| r["metadata"]["correlation_uid"] == id.as_str()));
     assert!(found
         .iter()
         .all(|r| r["unmapped"]["decisions"][0]["action"] == "block"));
@@ -535,7 +558,12 @@ async fn fail_closed_refuses_requests_while_the_queue_is_full() {
                 .find(|r| r["metadata"]["correlation_uid"] == stream_id.as_str())
                 .unwrap();
             assert_eq!(stream["unmapped"]["outcome"], "ok");
-            assert_eq!(log.iter().filter(|r| r["status_code"] == "audit_unavailable").count(), 0);
+            assert_eq!(
+                log.iter()
+                    .filter(|r| r["status_code"] == "audit_unavailable")
+                    .count(),
+                0
+            );
             break;
         }
         assert!(Instant::now() < deadline, "records missing");
@@ -608,11 +636,18 @@ async fn a_killed_gateway_leaves_a_verifiable_log_and_a_graceful_stop_loses_noth
             .unwrap()
     };
     let out = verify(&log);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let written = refused(&log);
     // A record is queued as the error is returned, just before the response is sent; the
     // kill may take a few in flight either way.
-    assert!(written > 0 && written <= answered + 4, "{written} records for {answered} answers");
+    assert!(
+        written > 0 && written <= answered + 4,
+        "{written} records for {answered} answers"
+    );
 
     // Restart: the chain continues; a graceful stop flushes everything.
     let (mut child, addr) = common::spawn_gateway(&config, &vars);
@@ -632,6 +667,9 @@ async fn a_killed_gateway_leaves_a_verifiable_log_and_a_graceful_stop_loses_noth
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["broken"].is_null(), "{report}");
     assert!(report["signed_checkpoints"].as_u64().unwrap() >= 1);
-    assert_eq!(report["unsigned_tail"], 0, "the stop writes a last checkpoint");
+    assert_eq!(
+        report["unsigned_tail"], 0,
+        "the stop writes a last checkpoint"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -428,10 +428,18 @@ fn batch_runs_the_soc_sample_with_progress_resume_and_summary() {
     items.sort();
     assert_eq!(
         items,
-        ["batch-alert-001", "batch-alert-002", "batch-alert-003", "batch-alert-004", "batch-alert-005"]
+        [
+            "batch-alert-001",
+            "batch-alert-002",
+            "batch-alert-003",
+            "batch-alert-004",
+            "batch-alert-005"
+        ]
     );
-    assert!(audited.iter().all(|r| r["api"]["operation"] == "batch.item"
-        && r["unmapped"]["template"] == "soc-triage@1"));
+    assert!(audited
+        .iter()
+        .all(|r| r["api"]["operation"] == "batch.item"
+            && r["unmapped"]["template"] == "soc-triage@1"));
     for r in &results {
         assert_eq!(r["template"], "soc-triage@1");
         match r["status"].as_str().unwrap() {

@@ -72,8 +72,14 @@ fn exported_names_match_the_metrics_page() {
     metrics.in_flight.inc();
     metrics.audit.queue_depth.set(1);
     let page = metrics.render();
-    for n in ["gatehouse_http_requests_in_flight", "gatehouse_audit_queue_depth"] {
+    for n in [
+        "gatehouse_http_requests_in_flight",
+        "gatehouse_audit_queue_depth",
+    ] {
         assert!(metrics.names().iter().any(|x| x == n), "{n}");
-        assert!(page.contains(&format!("# TYPE {n} gauge")), "{n} not on the page");
+        assert!(
+            page.contains(&format!("# TYPE {n} gauge")),
+            "{n} not on the page"
+        );
     }
 }

@@ -160,7 +160,10 @@ telemetry:
     };
     let local = ask("smollm2-135m", CLIENT_SPAN).await.unwrap();
     assert_eq!(local.status(), 200);
-    let request_id = local.headers()["x-request-id"].to_str().unwrap().to_string();
+    let request_id = local.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let relayed = ask("relay", RELAY_PARENT).await.unwrap();
     assert_eq!(relayed.status(), 200);
 
@@ -251,7 +254,10 @@ telemetry:
         Some(AnyValue::IntValue(4))
     );
     assert!(
-        matches!(attr(engine, "gatehouse.ttft_ms"), Some(AnyValue::IntValue(_))),
+        matches!(
+            attr(engine, "gatehouse.ttft_ms"),
+            Some(AnyValue::IntValue(_))
+        ),
         "{:?}",
         engine.attributes
     );
@@ -287,7 +293,9 @@ telemetry:
         .find(|r| r["metadata"]["correlation_uid"] == request_id.as_str())
         .expect("audit record");
     assert_eq!(record["trace"]["uid"], TRACE);
-    let audit_span = ours.iter().find(|s| s.name == "audit" && s.parent_span_id == root.span_id);
+    let audit_span = ours
+        .iter()
+        .find(|s| s.name == "audit" && s.parent_span_id == root.span_id);
     assert!(audit_span.is_some());
     std::fs::remove_dir_all(&dir).ok();
 }

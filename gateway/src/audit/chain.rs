@@ -67,7 +67,11 @@ mod tests {
         let s = sign(b"k1", &m);
         assert!(signature_matches(b"k1", &m, &s));
         assert!(!signature_matches(b"k2", &m, &s));
-        assert!(!signature_matches(b"k1", &checkpoint_message(8, GENESIS, 1000), &s));
+        assert!(!signature_matches(
+            b"k1",
+            &checkpoint_message(8, GENESIS, 1000),
+            &s
+        ));
         assert!(!signature_matches(b"k1", &m, "zz"));
         assert_eq!(key_id(b"k1").len(), 16);
     }

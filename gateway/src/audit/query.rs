@@ -199,10 +199,7 @@ pub fn csv_row(r: &Record) -> String {
         opt(u.model.as_deref()),
         opt(u.backend.as_deref()),
         opt(u.template.as_deref()),
-        u.policy
-            .as_ref()
-            .map(|p| p.id.clone())
-            .unwrap_or_default(),
+        u.policy.as_ref().map(|p| p.id.clone()).unwrap_or_default(),
         u.outcome.clone(),
         r.http_status().map(|c| c.to_string()).unwrap_or_default(),
         opt(r.status_code.as_deref()),
@@ -314,10 +311,7 @@ mod tests {
         let now = 10 * 86_400_000;
         assert_eq!(parse_time("2h", now), Ok(now - 7_200_000));
         assert_eq!(parse_time("1970-01-02", now), Ok(86_400_000));
-        assert_eq!(
-            parse_time("1970-01-01T00:00:01Z", now),
-            Ok(1_000)
-        );
+        assert_eq!(parse_time("1970-01-01T00:00:01Z", now), Ok(1_000));
         assert!(parse_time("yesterday", now).is_err());
         assert!(parse_time("-5m", now).is_err());
         assert!(parse_time("", now).is_err());

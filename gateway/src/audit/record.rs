@@ -487,7 +487,12 @@ impl Record {
 
     /// The tenant, if any.
     pub fn tenant(&self) -> Option<&str> {
-        self.actor.as_ref()?.user.org.as_ref().map(|o| o.uid.as_str())
+        self.actor
+            .as_ref()?
+            .user
+            .org
+            .as_ref()
+            .map(|o| o.uid.as_str())
     }
 
     /// The key id, if any.

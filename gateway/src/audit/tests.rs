@@ -40,10 +40,7 @@ fn write_n(a: &Auditor, n: usize) {
 }
 
 fn all(dir: &Path) -> Vec<Record> {
-    files::records(dir)
-        .unwrap()
-        .map(|r| r.unwrap().1)
-        .collect()
+    files::records(dir).unwrap().map(|r| r.unwrap().1).collect()
 }
 
 #[test]
@@ -65,7 +62,10 @@ fn chain_rotation_and_checkpoints_verify() {
     let recs = all(tmp.path());
     let seqs: Vec<u64> = recs.iter().map(|r| r.metadata.sequence).collect();
     assert_eq!(seqs, (1..=recs.len() as u64).collect::<Vec<_>>());
-    assert_eq!(recs.iter().filter(|r| r.unmapped.kind == "chat").count(), 40);
+    assert_eq!(
+        recs.iter().filter(|r| r.unmapped.kind == "chat").count(),
+        40
+    );
     // Every file but the last ends with a checkpoint; the log ends with one (close).
     assert_eq!(recs.last().unwrap().unmapped.kind, "checkpoint");
     let report = verify::verify(tmp.path(), Some(KEY)).unwrap();
@@ -96,7 +96,10 @@ fn tampering_is_found_where_it_happened() {
     // An edited field: the next line's prev_hash no longer matches.
     let edited = text.replacen("request 3", "request 9", 1);
     std::fs::write(&path, &edited).unwrap();
-    let b = verify::verify(tmp.path(), Some(KEY)).unwrap().broken.unwrap();
+    let b = verify::verify(tmp.path(), Some(KEY))
+        .unwrap()
+        .broken
+        .unwrap();
     assert_eq!((b.line, b.sequence), (5, Some(5)), "{b:?}");
     assert!(b.reason.contains("prev_hash"));
 
@@ -104,7 +107,10 @@ fn tampering_is_found_where_it_happened() {
     let mut lines: Vec<&str> = text.lines().collect();
     lines.remove(2);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    let b = verify::verify(tmp.path(), Some(KEY)).unwrap().broken.unwrap();
+    let b = verify::verify(tmp.path(), Some(KEY))
+        .unwrap()
+        .broken
+        .unwrap();
     assert!(b.reason.contains("sequence 4 follows 2"), "{b:?}");
 
     // Rewriting the whole chain consistently is caught by the checkpoint's signature.
@@ -120,7 +126,10 @@ fn tampering_is_found_where_it_happened() {
         out.push('\n');
     }
     std::fs::write(&path, out).unwrap();
-    let b = verify::verify(tmp.path(), Some(KEY)).unwrap().broken.unwrap();
+    let b = verify::verify(tmp.path(), Some(KEY))
+        .unwrap()
+        .broken
+        .unwrap();
     assert!(b.reason.contains("signature does not match"), "{b:?}");
     // ... which a check without the key cannot see.
     assert!(verify::verify(tmp.path(), None).unwrap().ok());
@@ -155,7 +164,10 @@ fn a_torn_last_line_is_reported_and_the_chain_continues_in_a_new_file() {
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.torn.len(), 1);
     let recs = all(tmp.path());
-    let note = recs.iter().find(|r| r.unmapped.kind == "lifecycle").unwrap();
+    let note = recs
+        .iter()
+        .find(|r| r.unmapped.kind == "lifecycle")
+        .unwrap();
     assert!(note.message.contains("24 bytes"), "{}", note.message);
 }
 
@@ -213,7 +225,11 @@ fn fail_closed_refuses_when_the_queue_is_full_and_drop_counts_losses() {
     let held = a.reserve().unwrap(); // the queue's only slot
     a.write(a.admit().unwrap(), record(1));
     assert_eq!(
-        metrics.audit.dropped.with_label_values(&["queue full"]).get(),
+        metrics
+            .audit
+            .dropped
+            .with_label_values(&["queue full"])
+            .get(),
         1
     );
     drop(held);
@@ -250,7 +266,13 @@ fn a_failing_disk_holds_records_until_it_recovers() {
     a.close(Duration::from_secs(10));
     let report = verify::verify(tmp.path(), Some(KEY)).unwrap();
     assert!(report.ok(), "{report:?}");
-    assert_eq!(all(tmp.path()).iter().filter(|r| r.unmapped.kind == "chat").count(), 3);
+    assert_eq!(
+        all(tmp.path())
+            .iter()
+            .filter(|r| r.unmapped.kind == "chat")
+            .count(),
+        3
+    );
 }
 
 /// A directory removed at the end of the test.

@@ -320,10 +320,7 @@ impl Writer {
     /// none), `fsync`s, and cuts off a partial write on failure.
     fn write_bytes(&mut self, bytes: &[u8], first_seq: u64) -> std::io::Result<()> {
         if self.current.is_none() {
-            let path = self
-                .cfg
-                .dir
-                .join(files::file_name(first_seq, now_ms()));
+            let path = self.cfg.dir.join(files::file_name(first_seq, now_ms()));
             let file = OpenOptions::new()
                 .create_new(true)
                 .append(true)
@@ -344,10 +341,10 @@ impl Writer {
         }
         let fsync = self.cfg.fsync;
         let cur = self.current.as_mut().expect("opened above");
-        let result = cur
-            .file
-            .write_all(bytes)
-            .and_then(|()| if fsync { cur.file.sync_data() } else { Ok(()) });
+        let result =
+            cur.file
+                .write_all(bytes)
+                .and_then(|()| if fsync { cur.file.sync_data() } else { Ok(()) });
         match result {
             Ok(()) => {
                 cur.size += bytes.len() as u64;

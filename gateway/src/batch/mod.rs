@@ -207,10 +207,9 @@ pub async fn run(
     }
     drop(results);
     if let Some(audit) = ctx.state.audit.clone() {
-        let _ = tokio::task::spawn_blocking(move || {
-            audit.close(std::time::Duration::from_secs(30))
-        })
-        .await;
+        let _ =
+            tokio::task::spawn_blocking(move || audit.close(std::time::Duration::from_secs(30)))
+                .await;
     }
     Ok(Summary {
         counts,

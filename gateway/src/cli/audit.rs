@@ -309,7 +309,8 @@ fn execute(cmd: AuditCommand) -> Result<ExitCode, String> {
                 let written = if csv {
                     sink.write_all(csv_row(&r).as_bytes())
                 } else {
-                    sink.write_all(&line.bytes).and_then(|()| sink.write_all(b"\n"))
+                    sink.write_all(&line.bytes)
+                        .and_then(|()| sink.write_all(b"\n"))
                 };
                 written.map_err(|e| e.to_string())?;
             }
@@ -407,7 +408,9 @@ fn print_report(out: &mut impl Write, r: &verify::Report, keyed: bool) -> std::i
             "BROKEN: {} line {} (sequence {}): {}",
             b.file.display(),
             b.line,
-            b.sequence.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+            b.sequence
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "?".into()),
             b.reason
         )?,
         None => writeln!(
@@ -456,12 +459,18 @@ fn follow_log(out: &mut impl Write, dir: &std::path::Path, json: bool) -> Result
     let mut current: Option<(PathBuf, u64)> = files::list(dir)
         .map_err(|e| e.to_string())?
         .last()
-        .map(|p| (p.clone(), std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)));
+        .map(|p| {
+            (
+                p.clone(),
+                std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            )
+        });
     let mut partial = Vec::new();
     loop {
         if let Some((path, offset)) = current.as_mut() {
             let mut f = std::fs::File::open(&*path).map_err(|e| e.to_string())?;
-            f.seek(SeekFrom::Start(*offset)).map_err(|e| e.to_string())?;
+            f.seek(SeekFrom::Start(*offset))
+                .map_err(|e| e.to_string())?;
             let mut buf = Vec::new();
             f.read_to_end(&mut buf).map_err(|e| e.to_string())?;
             *offset += buf.len() as u64;
@@ -469,7 +478,9 @@ fn follow_log(out: &mut impl Write, dir: &std::path::Path, json: bool) -> Result
             let mut reader = std::io::Cursor::new(std::mem::take(&mut partial));
             loop {
                 let mut line = Vec::new();
-                let n = reader.read_until(b'\n', &mut line).map_err(|e| e.to_string())?;
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| e.to_string())?;
                 if n == 0 {
                     break;
                 }

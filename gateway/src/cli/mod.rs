@@ -218,7 +218,11 @@ pub fn main() -> ExitCode {
                                 "audit {} (on_full {}, checkpoints {})",
                                 a.dir.display(),
                                 a.on_full.as_str(),
-                                if a.hmac_key.is_some() { "signed" } else { "unsigned" }
+                                if a.hmac_key.is_some() {
+                                    "signed"
+                                } else {
+                                    "unsigned"
+                                }
                             ),
                             None => println!("audit off"),
                         }

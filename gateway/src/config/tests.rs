@@ -607,25 +607,45 @@ fn audit_and_telemetry_sections() {
     // A named key that is missing or short refuses to start, with file, line and key.
     let err = parse(&src, &[]).unwrap_err().to_string();
     assert!(
-        err.starts_with("/nonexistent/cfg.yaml:10: audit.hmac_key_env: environment variable AK is not set"),
+        err.starts_with(
+            "/nonexistent/cfg.yaml:10: audit.hmac_key_env: environment variable AK is not set"
+        ),
         "{err}"
     );
     let err = parse(&src, &[("AK", "short")]).unwrap_err().to_string();
     assert!(err.contains("has 5 bytes; at least 32"), "{err}");
-    let err = parse(&src.replace("fail_closed", "block"), &[("AK", key.as_str())])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("audit.on_full: unknown variant `block`"), "{err}");
-    let err = parse(&src.replace("queue: 8", "queue: 0"), &[("AK", key.as_str())])
-        .unwrap_err()
-        .to_string();
+    let err = parse(
+        &src.replace("fail_closed", "block"),
+        &[("AK", key.as_str())],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("audit.on_full: unknown variant `block`"),
+        "{err}"
+    );
+    let err = parse(
+        &src.replace("queue: 8", "queue: 0"),
+        &[("AK", key.as_str())],
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("audit.queue: must be greater than 0"), "{err}");
     let err = parse(&src.replace("0.25", "1.5"), &[("AK", key.as_str())])
         .unwrap_err()
         .to_string();
-    assert!(err.contains(":14: telemetry.sample_ratio: 1.5 is not between 0 and 1"), "{err}");
-    let err = parse(&src.replace("http://collector", "collector"), &[("AK", key.as_str())])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("telemetry.otlp_endpoint: `collector:4317/` is not an http"), "{err}");
+    assert!(
+        err.contains(":14: telemetry.sample_ratio: 1.5 is not between 0 and 1"),
+        "{err}"
+    );
+    let err = parse(
+        &src.replace("http://collector", "collector"),
+        &[("AK", key.as_str())],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("telemetry.otlp_endpoint: `collector:4317/` is not an http"),
+        "{err}"
+    );
 }

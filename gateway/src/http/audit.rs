@@ -19,6 +19,13 @@ use crate::audit::record::{
 use crate::audit::{Slot, SlotCell};
 use crate::error::{ApiError, ErrorCode};
 
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 /// Response mark of a request whose record the domain stack writes.
 #[derive(Debug, Clone, Copy)]
 pub struct DomainAudited;
@@ -39,11 +46,11 @@ pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: N
     req.extensions_mut().insert(cell.clone());
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
-    let operation = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| format!("{method} {}", p.as_str()))
-        .unwrap_or_else(|| "unmatched".into());
+    // The route's pattern; for an unknown route the path itself (probing is worth seeing).
+    let operation = match req.extensions().get::<MatchedPath>() {
+        Some(p) => format!("{method} {}", p.as_str()),
+        None => format!("{method} {}", truncate(&path, 256)),
+    };
     let request_id = req
         .headers()
         .get(super::REQUEST_ID)

@@ -18,9 +18,9 @@ use serde::Deserialize;
 
 use super::admin::require_admin;
 use super::AppState;
+use crate::audit::files;
 use crate::audit::query::{parse_time, Filter};
 use crate::audit::record::{now_ms, Record};
-use crate::audit::files;
 use crate::error::ApiError;
 
 /// Where the login form lives (served without a key).
@@ -81,15 +81,15 @@ pub struct Login {
 pub async fn login(State(state): State<Arc<AppState>>, Form(form): Form<Login>) -> Response {
     let key = form.key.trim();
     let refused = |m: &str| (StatusCode::UNAUTHORIZED, Html(login_page(Some(m)))).into_response();
-    match state.auth.authenticate(Some(key)).await {
-        Ok(Some(p)) if p.role == crate::config::Role::Admin => {}
+    let principal = match state.auth.authenticate(Some(key)).await {
+        Ok(Some(p)) if p.role == crate::config::Role::Admin => Some(p),
         Ok(Some(_)) => return refused("This key is not an admin key."),
-        Ok(None) => {} // auth: none
+        Ok(None) => None, // auth: none
         Err(crate::auth::AuthError::Unavailable(e)) => {
             return refused(&format!("Keys cannot be checked now: {e}"))
         }
         Err(_) => return refused("Unknown or revoked key."),
-    }
+    };
     let cookie = format!("{COOKIE}={key}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=43200");
     let mut resp = (
         StatusCode::SEE_OTHER,
@@ -99,6 +99,9 @@ pub async fn login(State(state): State<Arc<AppState>>, Form(form): Form<Login>) 
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
+    // The sign-in's audit record names the reviewer's key.
+    resp.extensions_mut()
+        .insert(super::auth::Caller(principal.map(Arc::new)));
     resp
 }
 
@@ -286,9 +289,7 @@ pub async fn record(
     .await;
     match found {
         Ok(Ok(Some((r, file, line)))) => Html(render_record(&r, &file, line)).into_response(),
-        Ok(Ok(None)) => {
-            ApiError::NotFound(format!("audit record {sequence}")).into_response()
-        }
+        Ok(Ok(None)) => ApiError::NotFound(format!("audit record {sequence}")).into_response(),
         Ok(Err(e)) => server_error(&e),
         Err(e) => server_error(&e.to_string()),
     }
@@ -300,7 +301,10 @@ fn server_error(e: &str) -> Response {
         StatusCode::INTERNAL_SERVER_ERROR,
         Html(page(
             "Audit log",
-            &format!("<h1>Gatehouse audit log</h1><p class=\"error\">Cannot read the log: {}</p>", esc(e)),
+            &format!(
+                "<h1>Gatehouse audit log</h1><p class=\"error\">Cannot read the log: {}</p>",
+                esc(e)
+            ),
         )),
     )
         .into_response()
@@ -316,7 +320,9 @@ fn render_index(
     older: bool,
 ) -> String {
     let mut b = String::from("<header><h1>Gatehouse audit log</h1>");
-    b.push_str("<form method=\"post\" action=\"/admin/logout\"><button>Sign out</button></form></header>");
+    b.push_str(
+        "<form method=\"post\" action=\"/admin/logout\"><button>Sign out</button></form></header>",
+    );
     b.push_str(&chain_banner(status));
     // Filters.
     let v = |o: &Option<String>| esc(o.as_deref().unwrap_or_default());
@@ -381,7 +387,11 @@ fn render_index(
     }
     b.push_str("</tbody></table><nav>");
     if p.before.is_some() {
-        let _ = write!(b, "<a href=\"{}\" id=\"newest\">Newest</a> ", esc(&p.link(None)));
+        let _ = write!(
+            b,
+            "<a href=\"{}\" id=\"newest\">Newest</a> ",
+            esc(&p.link(None))
+        );
     }
     if older {
         if let Some(last) = records.last() {
@@ -481,7 +491,10 @@ fn render_record(r: &Record, file: &str, line: usize) -> String {
         ("Key id", r.key_id().unwrap_or_default().to_string()),
         (
             "Operation",
-            r.api.as_ref().map(|a| a.operation.clone()).unwrap_or_default(),
+            r.api
+                .as_ref()
+                .map(|a| a.operation.clone())
+                .unwrap_or_default(),
         ),
         ("Route", r.route().unwrap_or_default().to_string()),
         ("Model", u.model.clone().unwrap_or_default()),

@@ -162,7 +162,10 @@ pub fn record_status<B>(
     span: &tracing::Span,
 ) {
     // i64: OpenTelemetry attributes have no unsigned integers (u64 become strings).
-    span.record("http.response.status_code", i64::from(resp.status().as_u16()));
+    span.record(
+        "http.response.status_code",
+        i64::from(resp.status().as_u16()),
+    );
     if resp.status().is_server_error() {
         span.record("otel.status_code", "ERROR");
     }

@@ -11,8 +11,8 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::Stream;
 
 use crate::audit::record::{
-    now_ms, Activity, Actor, Api, ApiRequest, ApiResponse, Class, DecisionRecord, HttpRequest,
-    Org, PolicyRef, Record, RetrievalRecord, Service, ToolCallRecord, Tokens, Url, User,
+    now_ms, Activity, Actor, Api, ApiRequest, ApiResponse, Class, DecisionRecord, HttpRequest, Org,
+    PolicyRef, Record, RetrievalRecord, Service, Tokens, ToolCallRecord, Url, User,
 };
 use crate::audit::{Auditor, Slot};
 use crate::domain::{ChatEvent, ChatRequest, ChatStream, GuardContext, Trail, Usage};
@@ -332,7 +332,7 @@ impl Stream for Audited {
                 usage,
             })) => {
                 this.seen.finish_reason = Some(finish_reason.as_str());
-                this.seen.usage = Some(usage.clone());
+                this.seen.usage = Some(*usage);
                 this.write(Ending::Done);
             }
             Some(Err(e)) => this.write(Ending::Error(e)),
