@@ -54,7 +54,13 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
 /// tracing intact.
 pub fn init(cfg: &TelemetryConfig) -> Result<Telemetry, String> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(cfg.sample_ratio)));
+    // Without an exporter, spans only carry ids (audit records, traceparent): none is
+    // recorded unless the client's trace is sampled, whose flag goes on to upstreams.
+    let root = match cfg.otlp_endpoint {
+        Some(_) => Sampler::TraceIdRatioBased(cfg.sample_ratio),
+        None => Sampler::AlwaysOff,
+    };
+    let sampler = Sampler::ParentBased(Box::new(root));
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(cfg.service_name.clone())
         .build();

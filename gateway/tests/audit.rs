@@ -19,28 +19,6 @@ const USER_KEY: &str = "audit-user-key";
 const ADMIN_KEY: &str = "audit-admin-key";
 const HMAC: &str = "audit-test-hmac-key-0123456789abcdef";
 
-/// A policy that redacts emails, blocks a code word, and stores prompts and completions.
-const POLICY: &str = r#"
-id: audited
-default: true
-audit:
-  store_prompts: true
-  store_completions: true
-rules:
-  - id: pii-email
-    kind: pii
-    stages: [input, output]
-    entities: [email]
-    action: redact
-    severity: medium
-  - id: no-codeword
-    kind: deny_topics
-    stages: [input]
-    keywords: [bluebird]
-    action: block
-    severity: high
-"#;
-
 struct Server {
     addr: SocketAddr,
     audit: PathBuf,
@@ -56,7 +34,11 @@ fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
     S.get_or_init(|| {
         let policies = temp("policies");
-        std::fs::write(policies.join("audited.yaml"), POLICY).unwrap();
+        std::fs::copy(
+            repo().join("tests/fixtures/audited-policy.yaml"),
+            policies.join("audited.yaml"),
+        )
+        .unwrap();
         let audit = temp("log");
         let yaml = format!(
             r#"server:
@@ -493,6 +475,41 @@ async fn the_cli_verifies_searches_and_exports_the_live_log() {
     let (code, out, _) = run(&["tail", "-n", "3"]);
     assert_eq!(code, Some(0));
     assert_eq!(out.lines().count(), 3, "{out}");
+
+    // `tail --follow` prints records as they are written.
+    let mut follow = gatehouse()
+        .args(["audit", "tail", "--follow", "-n", "0", "--dir", &dir])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resp = chat(
+        Some(USER_KEY),
+        json!({"model": "nope", "messages": [{"role": "user", "content": "followed"}]}),
+    )
+    .await;
+    let id = request_id(&resp);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains(&id) => break line,
+            _ => assert!(Instant::now() < deadline, "tail -f did not print {id}"),
+        }
+    };
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    assert!(seen.contains("chat refused"), "{seen}");
+    assert!(seen.contains("status=model_not_found"), "{seen}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -20,25 +20,7 @@ from conftest import ROOT, _binary, start
 ARTIFACTS = Path(os.environ.get("GATEHOUSE_ARTIFACTS", ROOT / "tests/e2e/artifacts"))
 HMAC = "e2e-audit-hmac-key-0123456789abcdef"
 
-POLICY = """
-id: audited
-default: true
-audit:
-  store_prompts: true
-  store_completions: true
-rules:
-  - id: pii-email
-    kind: pii
-    stages: [input, output]
-    entities: [email]
-    action: redact
-  - id: no-codeword
-    kind: deny_topics
-    stages: [input]
-    keywords: [bluebird]
-    action: block
-    severity: high
-"""
+POLICY = (ROOT / "tests/fixtures/audited-policy.yaml").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -196,8 +196,9 @@ impl Draft {
                 name: "gatehouse".into(),
             },
         });
-        r.http_request = Some(HttpRequest {
-            http_method: if batch { "" } else { "POST" }.into(),
+        // Batch items come from the command line, not over HTTP.
+        r.http_request = (!batch).then(|| HttpRequest {
+            http_method: "POST".into(),
             url: Url {
                 path: self.route.clone(),
             },
