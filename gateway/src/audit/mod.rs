@@ -134,7 +134,8 @@ impl SlotCell {
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(s) = self.shared.take() {
-            s.pending.fetch_sub(1, Ordering::SeqCst);
+            let left = s.pending.fetch_sub(1, Ordering::SeqCst) - 1;
+            s.metrics.queue_depth.set(left as i64);
         }
     }
 }

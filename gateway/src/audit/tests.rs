@@ -74,6 +74,17 @@ fn chain_rotation_and_checkpoints_verify() {
     assert_eq!(report.unsigned_tail, 0);
     assert!(report.signed_checkpoints >= 6);
     assert_eq!(metrics.audit.records.with_label_values(&["chat"]).get(), 40);
+    // Rotation, periodic and closing checkpoints are all counted.
+    assert_eq!(metrics.audit.checkpoints.get(), report.checkpoints);
+    assert_eq!(
+        metrics
+            .audit
+            .records
+            .with_label_values(&["checkpoint"])
+            .get(),
+        report.checkpoints
+    );
+    assert_eq!(metrics.audit.queue_depth.get(), 0);
     assert_eq!(a.pending(), 0);
     // Without the key the chain still verifies; signatures are not checked.
     let unkeyed = verify::verify(tmp.path(), None).unwrap();

@@ -211,13 +211,6 @@ impl Writer {
         if failing {
             tracing::info!(dir = %self.cfg.dir.display(), "audit log: writing again");
         }
-        for r in batch.iter() {
-            self.shared
-                .metrics
-                .records
-                .with_label_values(&[r.unmapped.kind.as_str()])
-                .inc();
-        }
         self.shared.pending.fetch_sub(queued, Ordering::SeqCst);
         self.shared
             .metrics
@@ -232,7 +225,6 @@ impl Writer {
         }
         let mut batch = vec![self.checkpoint_record()];
         self.write_retrying(&mut batch, 0);
-        self.shared.metrics.checkpoints.inc();
     }
 
     /// A checkpoint covering everything written so far; its signature is made in `append`,
@@ -289,7 +281,12 @@ impl Writer {
             .observe(started.elapsed().as_secs_f64());
         let n = seq - self.seq;
         (self.seq, self.prev) = (seq, prev);
+        for r in records.iter() {
+            let kind = r.unmapped.kind.as_str();
+            self.shared.metrics.records.with_label_values(&[kind]).inc();
+        }
         if checkpoint {
+            self.shared.metrics.checkpoints.inc();
             self.since_checkpoint = 0;
             self.last_checkpoint = Instant::now();
         } else {
@@ -310,7 +307,6 @@ impl Writer {
             // The file is full, not broken: its closing checkpoint goes in regardless.
             let mut cp = [self.checkpoint_record()];
             self.append_here(&mut cp)?;
-            self.shared.metrics.checkpoints.inc();
         }
         self.current = None;
         Ok(())
