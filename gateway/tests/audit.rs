@@ -330,6 +330,37 @@ async fn a_stream_the_client_drops_is_recorded_as_cancelled() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_request_given_up_while_queued_is_recorded_as_cancelled() {
+    let s = server();
+    // A long stream holds the model; the next request waits in its queue.
+    let long = chat(
+        Some(USER_KEY),
+        json!({"model": "smollm2-135m", "stream": true, "temperature": 0.7, "max_tokens": 200,
+               "messages": [{"role": "user", "content": "Write a long story about a harbour."}]}),
+    )
+    .await;
+    let mut long_body = long.bytes_stream();
+    long_body.next().await.unwrap().unwrap();
+    let id = format!("queued-{}", uuid::Uuid::new_v4());
+    let gave_up = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", s.addr))
+        .bearer_auth(USER_KEY)
+        .header("x-request-id", &id)
+        .timeout(Duration::from_millis(500))
+        .json(&json!({"model": "smollm2-135m", "max_tokens": 4,
+                      "messages": [{"role": "user", "content": "Are you there?"}]}))
+        .send()
+        .await;
+    assert!(gave_up.unwrap_err().is_timeout());
+    let r = record_of(&id).await;
+    drop(long_body);
+    assert_eq!(r["unmapped"]["kind"], "chat");
+    assert_eq!(r["unmapped"]["outcome"], "cancelled");
+    assert_eq!(r["api"]["response"]["code"], 499);
+    assert_eq!(r["actor"]["user"]["uid"], "acme-app");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_review_page_needs_an_admin_and_shows_records_and_the_chain() {
     let s = server();
     // Something to show.

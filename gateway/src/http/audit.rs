@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -16,7 +17,8 @@ use crate::audit::record::{
     now_ms, Activity, Actor, Api, ApiRequest, ApiResponse, Class, HttpRequest, Org, Record,
     Service, Url, User,
 };
-use crate::audit::{Slot, SlotCell};
+use crate::audit::{Auditor, SlotCell};
+use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode};
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -26,11 +28,8 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// Response mark of a request whose record the domain stack writes.
-#[derive(Debug, Clone, Copy)]
-pub struct DomainAudited;
-
-/// Writes the HTTP record of each request after its response headers.
+/// Writes the HTTP record of each request after its response headers, or when the client
+/// goes away before them.
 pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let Some(auditor) = state.audit.clone() else {
         return next.run(req).await;
@@ -41,7 +40,8 @@ pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: N
     let Ok(slot) = auditor.admit() else {
         return ApiError::AuditUnavailable.into_response();
     };
-    // Handed on to the chat handler: a chat request holds this one slot, not two.
+    // Handed on to the chat handler: a chat request holds this one slot, not two. Whoever
+    // takes it writes the record; the domain layer does so for every chat request it sees.
     let cell = SlotCell::new(slot);
     req.extensions_mut().insert(cell.clone());
     let method = req.method().to_string();
@@ -57,48 +57,100 @@ pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: N
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let trace = crate::telemetry::current_trace();
-    let (start_ms, started) = (now_ms(), Instant::now());
+    let mut pending = Unanswered(Some(Started {
+        auditor,
+        cell,
+        method,
+        path,
+        operation,
+        request_id,
+        trace: crate::telemetry::current_trace(),
+        start_ms: now_ms(),
+        started: Instant::now(),
+    }));
     let resp = next.run(req).await;
-    if resp.extensions().get::<DomainAudited>().is_some() {
-        return resp; // the domain layer took the slot for its record
+    if let Some(started) = pending.0.take() {
+        let principal = match resp.extensions().get::<Caller>() {
+            Some(Caller(Some(p))) => Some(p.clone()),
+            _ => None,
+        };
+        let code = resp.extensions().get::<ErrorCode>().map(|c| c.0);
+        started.write(Some(resp.status()), code, principal.as_deref());
     }
-    let slot = cell.take().unwrap_or_else(Slot::unreserved);
-    let status = resp.status();
-    let code = resp.extensions().get::<ErrorCode>().map(|c| c.0);
-    let outcome = if status.is_success() || status.is_redirection() {
-        "ok"
-    } else if status.is_server_error() {
-        "failed"
-    } else {
-        "refused"
-    };
-    let end_ms = now_ms();
-    let mut r = Record::new(Class::ApiActivity, Activity::of_method(&method), end_ms);
-    r.set_outcome(outcome);
-    r.start_time = Some(start_ms);
-    r.end_time = Some(end_ms);
-    r.duration = Some(started.elapsed().as_millis() as u64);
-    r.metadata.correlation_uid = Some(request_id.clone());
-    r.status_code = Some(code.map_or_else(|| status.as_u16().to_string(), str::to_string));
-    r.api = Some(Api {
-        operation: operation.clone(),
-        request: ApiRequest { uid: request_id },
-        response: ApiResponse {
-            code: status.as_u16(),
-            error: code.map(str::to_string),
-            message: None,
-        },
-        service: Service {
-            name: "gatehouse".into(),
-        },
-    });
-    r.http_request = Some(HttpRequest {
-        http_method: method,
-        url: Url { path },
-    });
-    if let Some(Caller(Some(p))) = resp.extensions().get::<Caller>() {
-        r.actor = Some(Actor {
+    resp
+}
+
+/// What is known of a request before its response.
+struct Started {
+    auditor: Arc<Auditor>,
+    cell: SlotCell,
+    method: String,
+    path: String,
+    operation: String,
+    request_id: String,
+    trace: Option<crate::audit::record::Trace>,
+    start_ms: i64,
+    started: Instant,
+}
+
+/// A request whose response has not come yet: dropped with it (the client went away), it
+/// records the request as cancelled.
+struct Unanswered(Option<Started>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            s.write(None, None, None);
+        }
+    }
+}
+
+impl Started {
+    /// Writes the record: `status` `None` means cancelled. Nothing when the domain layer
+    /// took the slot (it writes the chat record).
+    fn write(self, status: Option<StatusCode>, code: Option<&str>, principal: Option<&Principal>) {
+        let Some(slot) = self.cell.take() else {
+            return;
+        };
+        let outcome = match status {
+            None => "cancelled",
+            Some(s) if s.is_success() || s.is_redirection() => "ok",
+            Some(s) if s.is_server_error() => "failed",
+            Some(_) => "refused",
+        };
+        // 499: the client-closed-request code of proxies.
+        let http_status = status.map_or(499, |s| s.as_u16());
+        let end_ms = now_ms();
+        let mut r = Record::new(
+            Class::ApiActivity,
+            Activity::of_method(&self.method),
+            end_ms,
+        );
+        r.set_outcome(outcome);
+        r.start_time = Some(self.start_ms);
+        r.end_time = Some(end_ms);
+        r.duration = Some(self.started.elapsed().as_millis() as u64);
+        r.metadata.correlation_uid = Some(self.request_id.clone());
+        r.status_code = Some(code.map_or_else(|| http_status.to_string(), str::to_string));
+        r.api = Some(Api {
+            operation: self.operation.clone(),
+            request: ApiRequest {
+                uid: self.request_id,
+            },
+            response: ApiResponse {
+                code: http_status,
+                error: code.map(str::to_string),
+                message: None,
+            },
+            service: Service {
+                name: "gatehouse".into(),
+            },
+        });
+        r.http_request = Some(HttpRequest {
+            http_method: self.method,
+            url: Url { path: self.path },
+        });
+        r.actor = principal.map(|p| Actor {
             user: User {
                 uid: Some(p.key_id.clone()),
                 kind: Some("api_key".into()),
@@ -107,13 +159,12 @@ pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: N
                 }),
             },
         });
+        r.trace = self.trace;
+        r.unmapped.kind = "http".into();
+        r.message = match code {
+            Some(c) => format!("{}: {outcome} ({c})", self.operation),
+            None => format!("{}: {outcome}", self.operation),
+        };
+        self.auditor.write(slot, r);
     }
-    r.trace = trace;
-    r.unmapped.kind = "http".into();
-    r.message = match code {
-        Some(c) => format!("{operation}: {outcome} ({c})"),
-        None => format!("{operation}: {outcome}"),
-    };
-    auditor.write(slot, r);
-    resp
 }

@@ -72,7 +72,6 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     let mut label = None;
     let mut guard = None;
     let mut trail = None;
-    let mut audited = false;
     let result = async {
         if state.draining.load(Ordering::SeqCst) {
             return Err(ApiError::ShuttingDown);
@@ -93,7 +92,6 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         let mut meta = Meta::new(&chat.model);
         let (streamed, include_usage) = (chat.stream, chat.include_usage);
         let chat_trail = chat.trail.clone();
-        audited = true;
         let mut answer = state.domain.clone().oneshot(chat).await?;
         if let Some(meter) = meter {
             answer = answer
@@ -135,9 +133,6 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     }
     if let Some(model) = label {
         resp.extensions_mut().insert(ModelLabel(model));
-    }
-    if audited {
-        resp.extensions_mut().insert(super::audit::DomainAudited);
     }
     resp
 }

@@ -73,22 +73,23 @@ where
                 return futures::future::ready(Err(ApiError::AuditUnavailable)).boxed();
             }
         };
-        let draft = Draft::new(&req);
+        let mut unanswered = Unanswered(Some(Pending {
+            draft: Draft::new(&req),
+            auditor,
+            slot,
+        }));
         let fut = self.inner.call(req);
         async move {
-            match fut.await {
+            let result = fut.await;
+            let pending = unanswered.0.take().expect("taken once, here");
+            match result {
                 Err(e) => {
-                    let record = draft.finish(Ending::Error(&e), &Seen::default());
-                    auditor.write(slot, record);
+                    pending.write(Ending::Error(&e), &Seen::default());
                     Err(e)
                 }
                 Ok(stream) => Ok(Box::pin(Audited {
                     inner: stream,
-                    pending: Some(Pending {
-                        draft,
-                        auditor,
-                        slot,
-                    }),
+                    pending: Some(pending),
                     seen: Seen::default(),
                 }) as ChatStream),
             }
@@ -280,6 +281,26 @@ struct Pending {
     slot: Slot,
 }
 
+impl Pending {
+    fn write(self, ending: Ending<'_>, seen: &Seen) {
+        let record = self.draft.finish(ending, seen);
+        self.auditor.write(self.slot, record);
+    }
+}
+
+/// A request waiting for its answer to start (in a model's queue, in retrieval...): dropped
+/// with it, when the client goes away or the request times out, it records the request as
+/// cancelled.
+struct Unanswered(Option<Pending>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.write(Ending::Cancelled, &Seen::default());
+        }
+    }
+}
+
 /// The answer stream, recording what passes and writing the record at its end.
 struct Audited {
     inner: ChatStream,
@@ -290,8 +311,7 @@ struct Audited {
 impl Audited {
     fn write(&mut self, ending: Ending<'_>) {
         if let Some(p) = self.pending.take() {
-            let record = p.draft.finish(ending, &self.seen);
-            p.auditor.write(p.slot, record);
+            p.write(ending, &self.seen);
         }
     }
 }
