@@ -426,6 +426,29 @@ async fn the_review_page_needs_an_admin_and_shows_records_and_the_chain() {
         "the filter shows blocked records only"
     );
 
+    // Paging: records before a sequence.
+    let older = |before: u64| {
+        no_redirects
+            .get(format!("{url}?action=block&before={before}"))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+    };
+    let link = format!("/admin/audit/records/{blocked_seq}\"");
+    assert!(older(blocked_seq + 1)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains(&link));
+    assert!(!older(blocked_seq)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains(&link));
+
     let detail = no_redirects
         .get(format!("{url}/records/{blocked_seq}"))
         .bearer_auth(ADMIN_KEY)

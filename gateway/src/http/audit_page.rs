@@ -734,6 +734,57 @@ mod tests {
     }
 
     #[test]
+    fn a_record_page_shows_citations_tool_calls_and_text_escaped() {
+        use crate::audit::record::*;
+        let mut r = Record::new(Class::ApiActivity, Activity::Create, 0);
+        r.metadata.sequence = 7;
+        r.unmapped.kind = "chat".into();
+        r.unmapped.retrieval = Some(RetrievalRecord {
+            collection: "docs".into(),
+            status: "ok".into(),
+            citations: vec![CitationRecord {
+                id: 1,
+                source: "handbook/<b>.md".into(),
+                chunk: 3,
+                score: 0.8125,
+                point_id: 42,
+            }],
+            ..Default::default()
+        });
+        r.unmapped.tool_calls = vec![ToolCallRecord {
+            name: "calculator".into(),
+            arguments_sha256: "ab".repeat(32),
+            outcome: "ok".into(),
+            side: "server".into(),
+            ..Default::default()
+        }];
+        r.unmapped.completion = Some("<script>x</script>".into());
+        let html = render_record(&r, "audit-000000000001-x.jsonl", 7);
+        assert!(html.contains("<h1>Audit record 7</h1>"));
+        assert!(html.contains("id=\"citations\""));
+        assert!(html.contains("<td>handbook/&lt;b&gt;.md</td><td>3</td><td>0.812</td><td>42</td>"));
+        assert!(html.contains("id=\"tools\"") && html.contains(&"ab".repeat(32)));
+        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!html.contains("<script>"));
+    }
+
+    #[test]
+    fn the_banner_names_the_first_broken_record() {
+        let report = crate::audit::verify::Report {
+            broken: Some(crate::audit::verify::Broken {
+                file: "/log/audit-000000000001-x.jsonl".into(),
+                line: 5,
+                sequence: Some(5),
+                reason: "prev_hash does not match".into(),
+            }),
+            ..Default::default()
+        };
+        let html = chain_banner(&Ok((report, 0)));
+        assert!(html.contains("Chain BROKEN at audit-000000000001-x.jsonl line 5 (sequence 5): prev_hash does not match"), "{html}");
+        assert!(chain_banner(&Err("gone".into())).contains("Chain not verified: gone"));
+    }
+
+    #[test]
     fn links_keep_the_filter() {
         let p = Params {
             tenant: Some("acme corp".into()),
