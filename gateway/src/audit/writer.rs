@@ -20,6 +20,8 @@ use crate::metrics::AuditMetrics;
 
 /// Records written in one go at most.
 const MAX_BATCH: usize = 512;
+/// How long the writer waits for more records before writing a batch.
+const LINGER: Duration = Duration::from_millis(5);
 
 /// What the queue carries.
 pub(super) enum Msg {
@@ -142,6 +144,10 @@ impl Writer {
             let mut queued = 0;
             let mut replies = Vec::new();
             let mut close = None;
+            // Group commit: records arriving within LINGER of the first share its write and
+            // fsync (fewer wake-ups and syncs under load; nothing waits on it but the record).
+            let linger_until = Instant::now() + LINGER;
+            let mut lingering = true;
             let mut next = first;
             while let Some(m) = next.take() {
                 match m {
@@ -149,14 +155,24 @@ impl Writer {
                         batch.push(*r);
                         queued += 1;
                     }
-                    Msg::Flush(tx) => replies.push(tx),
+                    Msg::Flush(tx) => {
+                        replies.push(tx);
+                        lingering = false;
+                    }
                     Msg::Close(tx) => {
                         close = Some(tx);
                         break;
                     }
                 }
-                if batch.len() < MAX_BATCH {
-                    next = rx.try_recv().ok();
+                if batch.len() >= MAX_BATCH {
+                    break;
+                }
+                next = rx.try_recv().ok();
+                if next.is_none() && lingering {
+                    let left = linger_until.saturating_duration_since(Instant::now());
+                    if !left.is_zero() {
+                        next = rx.recv_timeout(left).ok();
+                    }
                 }
             }
             self.write_retrying(&mut batch, queued);
