@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use common::{repo, smollm2, start, wait_ready};
+use common::{audit_log, repo, smollm2, start, wait_ready};
 
 const USER_KEY: &str = "audit-user-key";
 const ADMIN_KEY: &str = "audit-admin-key";
@@ -96,21 +96,26 @@ fn request_id(resp: &reqwest::Response) -> String {
     resp.headers()["x-request-id"].to_str().unwrap().to_string()
 }
 
-/// The records of `request_id`, once at least one is on disk (10 s at most).
+/// The records of `request_id` in the shared server's log; see [`records_in`].
 async fn records_of(request_id: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found: Vec<Value> = read_log(&server().audit)
+    records_in(&server().audit, request_id).await
+}
+
+/// The records of `request_id` in the log in `dir`, once at least one is on disk (10 s at
+/// most).
+async fn records_in(dir: &Path, request_id: &str) -> Vec<Value> {
+    let of_request = || -> Vec<Value> {
+        audit_log(dir)
             .into_iter()
             .filter(|r| r["metadata"]["correlation_uid"] == request_id)
-            .collect();
-        if !found.is_empty() {
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if !of_request().is_empty() {
             // Give a duplicate, if there were one, the time to show up.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            return read_log(&server().audit)
-                .into_iter()
-                .filter(|r| r["metadata"]["correlation_uid"] == request_id)
-                .collect();
+            return of_request();
         }
         assert!(
             Instant::now() < deadline,
@@ -124,25 +129,6 @@ async fn record_of(request_id: &str) -> Value {
     let mut r = records_of(request_id).await;
     assert_eq!(r.len(), 1, "one record per request: {r:#?}");
     r.remove(0)
-}
-
-fn read_log(dir: &Path) -> Vec<Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 fn gatehouse() -> Command {
@@ -619,27 +605,18 @@ async fn fail_closed_refuses_requests_while_the_queue_is_full() {
     };
     let served_id = request_id(&served);
     assert!(common::metric(addr, "gatehouse_audit_refused_total").await >= 1.0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = read_log(&audit);
-        let has = |id: &str| log.iter().any(|r| r["metadata"]["correlation_uid"] == id);
-        if has(&stream_id) && has(&served_id) {
-            let stream = log
-                .iter()
-                .find(|r| r["metadata"]["correlation_uid"] == stream_id.as_str())
-                .unwrap();
-            assert_eq!(stream["unmapped"]["outcome"], "ok");
-            assert_eq!(
-                log.iter()
-                    .filter(|r| r["status_code"] == "audit_unavailable")
-                    .count(),
-                0
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "records missing");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let stream = records_in(&audit, &stream_id).await;
+    assert_eq!(stream.len(), 1, "{stream:#?}");
+    assert_eq!(stream[0]["unmapped"]["outcome"], "ok");
+    assert_eq!(records_in(&audit, &served_id).await.len(), 1);
+    // The refused request left no record.
+    assert_eq!(
+        audit_log(&audit)
+            .iter()
+            .filter(|r| r["status_code"] == "audit_unavailable")
+            .count(),
+        0
+    );
 }
 
 /// A gateway killed with SIGKILL while requests run leaves a log that verifies up to its
@@ -661,7 +638,7 @@ async fn a_killed_gateway_leaves_a_verifiable_log_and_a_graceful_stop_loses_noth
     .unwrap();
     let vars = [("GH_AUDIT_HMAC", HMAC)];
     let refused = |log: &Path| -> usize {
-        read_log(log)
+        audit_log(log)
             .iter()
             .filter(|r| r["unmapped"]["kind"] == "chat" && r["unmapped"]["outcome"] == "refused")
             .count()

@@ -77,22 +77,13 @@ async fn sigterm_drains_in_flight_streams() {
         .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
     // The drained stream's audit record was written before the process exited.
-    let log: String = std::fs::read_dir(serve_data().join("audit"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
-    let records: Vec<serde_json::Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records = audit_log(&serve_data().join("audit"));
     assert!(
         records.iter().any(|r| r["unmapped"]["kind"] == "chat"
             && r["unmapped"]["outcome"] == "ok"
             && r["unmapped"]["finish_reason"] == "length"
             && r["unmapped"]["stream"] == true),
-        "{log}"
+        "{records:#?}"
     );
     assert_eq!(records.last().unwrap()["unmapped"]["kind"], "checkpoint");
 }
@@ -408,17 +399,8 @@ fn batch_runs_the_soc_sample_with_progress_resume_and_summary() {
         ]
     );
     // One audit record per batch item, in one chain across both runs.
-    let audited: Vec<serde_json::Value> = std::fs::read_dir(&audit)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-                .collect::<Vec<_>>()
-        })
+    let audited: Vec<serde_json::Value> = audit_log(&audit)
+        .into_iter()
         .filter(|r| r["unmapped"]["kind"] == "chat")
         .collect();
     let mut items: Vec<&str> = audited

@@ -281,15 +281,8 @@ telemetry:
     );
 
     // The audit record carries the trace.
-    let log = std::fs::read_dir(dir.join("audit"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect::<String>();
-    let record: Value = log
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let record: Value = common::audit_log(&dir.join("audit"))
+        .into_iter()
         .find(|r| r["metadata"]["correlation_uid"] == request_id.as_str())
         .expect("audit record");
     assert_eq!(record["trace"]["uid"], TRACE);

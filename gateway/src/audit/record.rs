@@ -466,6 +466,41 @@ impl Record {
         self.unmapped.outcome = outcome.into();
     }
 
+    /// Fills what every request record has, the same way for chat and HTTP records: start,
+    /// end (the record's time) and duration, the request id, the API operation and its
+    /// response (a failure's error code and message also as `status_code` and
+    /// `status_detail`), and who asked.
+    pub fn set_exchange(&mut self, x: Exchange) {
+        self.start_time = Some(x.start_ms);
+        self.end_time = Some(self.time);
+        self.duration = Some(x.duration_ms);
+        self.metadata.correlation_uid = Some(x.request_id.clone());
+        let (error, message) = x.error.unzip();
+        self.status_code = Some(error.clone().unwrap_or_else(|| x.http_status.to_string()));
+        self.status_detail = message.clone().flatten();
+        self.api = Some(Api {
+            operation: x.operation,
+            request: ApiRequest { uid: x.request_id },
+            response: ApiResponse {
+                code: x.http_status,
+                error,
+                message: message.flatten(),
+            },
+            service: Service {
+                name: "gatehouse".into(),
+            },
+        });
+        if x.key_id.is_some() || x.tenant.is_some() {
+            self.actor = Some(Actor {
+                user: User {
+                    kind: x.key_id.as_ref().map(|_| "api_key".into()),
+                    uid: x.key_id,
+                    org: x.tenant.map(|uid| Org { uid }),
+                },
+            });
+        }
+    }
+
     /// Raises the OCSF severity to the strongest rule that fired.
     pub fn set_severity_from_decisions(&mut self) {
         let id = self
@@ -514,6 +549,27 @@ impl Record {
     pub fn request_id(&self) -> Option<&str> {
         self.metadata.correlation_uid.as_deref()
     }
+}
+
+/// The request side of a request record, for [`Record::set_exchange`].
+#[derive(Debug, Clone, Default)]
+pub struct Exchange {
+    /// `chat.completions`, `GET /v1/models`...
+    pub operation: String,
+    /// Request id.
+    pub request_id: String,
+    /// Request start, ms since the epoch.
+    pub start_ms: i64,
+    /// Wall-clock milliseconds.
+    pub duration_ms: u64,
+    /// HTTP status answered (499 when the client went away).
+    pub http_status: u16,
+    /// Error code and, when known, the message the client got.
+    pub error: Option<(String, Option<String>)>,
+    /// Key id of the caller.
+    pub key_id: Option<String>,
+    /// Tenant of the caller.
+    pub tenant: Option<String>,
 }
 
 /// OCSF event classes used.

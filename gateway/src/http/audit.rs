@@ -13,10 +13,7 @@ use axum::response::{IntoResponse, Response};
 use super::auth::Caller;
 use super::middleware::is_probe;
 use super::AppState;
-use crate::audit::record::{
-    now_ms, Activity, Actor, Api, ApiRequest, ApiResponse, Class, HttpRequest, Org, Record,
-    Service, Url, User,
-};
+use crate::audit::record::{now_ms, Activity, Class, Exchange, HttpRequest, Record, Url};
 use crate::audit::{Auditor, SlotCell};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode};
@@ -120,44 +117,25 @@ impl Started {
         };
         // 499: the client-closed-request code of proxies.
         let http_status = status.map_or(499, |s| s.as_u16());
-        let end_ms = now_ms();
         let mut r = Record::new(
             Class::ApiActivity,
             Activity::of_method(&self.method),
-            end_ms,
+            now_ms(),
         );
         r.set_outcome(outcome);
-        r.start_time = Some(self.start_ms);
-        r.end_time = Some(end_ms);
-        r.duration = Some(self.started.elapsed().as_millis() as u64);
-        r.metadata.correlation_uid = Some(self.request_id.clone());
-        r.status_code = Some(code.map_or_else(|| http_status.to_string(), str::to_string));
-        r.api = Some(Api {
+        r.set_exchange(Exchange {
             operation: self.operation.clone(),
-            request: ApiRequest {
-                uid: self.request_id,
-            },
-            response: ApiResponse {
-                code: http_status,
-                error: code.map(str::to_string),
-                message: None,
-            },
-            service: Service {
-                name: "gatehouse".into(),
-            },
+            request_id: self.request_id,
+            start_ms: self.start_ms,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            http_status,
+            error: code.map(|c| (c.to_string(), None)),
+            key_id: principal.map(|p| p.key_id.clone()),
+            tenant: principal.map(|p| p.tenant.clone()),
         });
         r.http_request = Some(HttpRequest {
             http_method: self.method,
             url: Url { path: self.path },
-        });
-        r.actor = principal.map(|p| Actor {
-            user: User {
-                uid: Some(p.key_id.clone()),
-                kind: Some("api_key".into()),
-                org: Some(Org {
-                    uid: p.tenant.clone(),
-                }),
-            },
         });
         r.trace = self.trace;
         r.unmapped.kind = "http".into();

@@ -11,8 +11,8 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::Stream;
 
 use crate::audit::record::{
-    now_ms, Activity, Actor, Api, ApiRequest, ApiResponse, Class, DecisionRecord, HttpRequest, Org,
-    PolicyRef, Record, RetrievalRecord, Service, Tokens, ToolCallRecord, Url, User,
+    now_ms, Activity, Class, DecisionRecord, Exchange, HttpRequest, PolicyRef, Record,
+    RetrievalRecord, Tokens, ToolCallRecord, Url,
 };
 use crate::audit::{Auditor, Slot};
 use crate::domain::{ChatEvent, ChatRequest, ChatStream, GuardContext, Trail, Usage};
@@ -153,8 +153,7 @@ impl Draft {
     }
 
     fn finish(self, ending: Ending<'_>, seen: &Seen) -> Record {
-        let end_ms = now_ms();
-        let mut r = Record::new(Class::ApiActivity, Activity::Create, end_ms);
+        let mut r = Record::new(Class::ApiActivity, Activity::Create, now_ms());
         let (outcome, code, error) = match ending {
             Ending::Done => ("ok", 200, None),
             Ending::Cancelled => ("cancelled", 499, None),
@@ -173,29 +172,23 @@ impl Draft {
             }
         };
         r.set_outcome(outcome);
-        r.start_time = Some(self.start_ms);
-        r.end_time = Some(end_ms);
-        r.duration = Some(self.started.elapsed().as_millis() as u64);
-        r.metadata.correlation_uid = Some(self.request_id.clone());
         let batch = self.route == "batch";
         let operation = if batch {
             "batch.item"
         } else {
             "chat.completions"
         };
-        r.api = Some(Api {
+        r.set_exchange(Exchange {
             operation: operation.into(),
-            request: ApiRequest {
-                uid: self.request_id.clone(),
-            },
-            response: ApiResponse {
-                code,
-                error: error.as_ref().map(|(c, _)| c.to_string()),
-                message: error.as_ref().map(|(_, m)| m.clone()),
-            },
-            service: Service {
-                name: "gatehouse".into(),
-            },
+            request_id: self.request_id.clone(),
+            start_ms: self.start_ms,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            http_status: code,
+            error: error
+                .as_ref()
+                .map(|(c, m)| (c.to_string(), Some(m.clone()))),
+            key_id: self.key_id.clone(),
+            tenant: self.tenant.clone(),
         });
         // Batch items come from the command line, not over HTTP.
         r.http_request = (!batch).then(|| HttpRequest {
@@ -204,21 +197,7 @@ impl Draft {
                 path: self.route.clone(),
             },
         });
-        if self.tenant.is_some() || self.key_id.is_some() {
-            r.actor = Some(Actor {
-                user: User {
-                    uid: self.key_id.clone(),
-                    kind: self.key_id.as_ref().map(|_| "api_key".into()),
-                    org: self.tenant.clone().map(|uid| Org { uid }),
-                },
-            });
-        }
         r.trace = self.trace.clone();
-        r.status_code = Some(match &error {
-            Some((c, _)) => c.to_string(),
-            None => code.to_string(),
-        });
-        r.status_detail = error.as_ref().map(|(_, m)| m.clone());
 
         let trail = self.trail.snapshot();
         let u = &mut r.unmapped;

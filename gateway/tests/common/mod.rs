@@ -239,3 +239,25 @@ pub fn spawn_gateway(
         .unwrap();
     (child, addr)
 }
+
+/// The records of the audit log in `dir`, in chain order. Every complete line must be a
+/// record; an unterminated last line (a record cut short by a killed process) is left out.
+pub fn audit_log(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    let mut records = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+        for line in complete.lines() {
+            let r = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{}: not a record ({e}): {line}", f.display()));
+            records.push(r);
+        }
+    }
+    records
+}
