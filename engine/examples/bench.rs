@@ -1,106 +1,163 @@
-//! Engine benchmark: prompt processing and decode tokens/s per model and dtype, as a table.
+//! Engine benchmark: prompt processing at fixed prompt lengths, single-sequence decode, and
+//! aggregate decode with several sequences at once, per model.
 //!
-//! Run through `bench/engine`. Arguments: `ID=PATH` pairs; dtypes from `BENCH_DTYPES`
-//! (default `f32,f16`), decode length from `BENCH_TOKENS` (default 128).
+//! Run through `bench/engine`, which prints these figures next to llama.cpp's. Arguments:
+//! `ID=PATH` pairs. Environment: `BENCH_PROMPTS` (prompt lengths in tokens, default
+//! `167,1000`), `BENCH_TOKENS` (decode length, default 128), `BENCH_CONCURRENCY` (default
+//! `1,2,4`), `BENCH_REPS` (repetitions, best kept, default 2). Output: one tab-separated line
+//! per figure on stdout, `model  test  tokens/s  detail`; progress on stderr.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use engine::{ChatMessage, DType, GenerationEvent, LocalModel, ModelSpec, Role, Sampling};
 use futures::StreamExt;
 
-const PROMPT: &str = "You are reviewing a pull request for a Rust web service. The change adds a \
-rate limiter in front of the chat completion endpoint, keyed by API key, with a token bucket \
-refilled every second. It stores the buckets in a HashMap behind a Mutex and never evicts them. \
-The handler returns 429 with a Retry-After header when the bucket is empty. Tests cover the happy \
-path and a burst of ten requests. Explain, step by step and in detail, what could go wrong in \
-production with this design, how memory grows over time, how the lock behaves under contention \
-on many cores, and what you would change before approving it.";
+/// Filler for prompts of an exact token count: ordinary prose, varied so that no tokenizer
+/// merges long runs.
+const WORDS: &str = "the rate limiter keeps a bucket per key and refills it every second while \
+the handler answers with a retry header when the bucket is empty so clients back off and try \
+again later under load the lock is held for a short time but on many cores it becomes the \
+place where requests queue memory grows with every new key because nothing evicts old buckets \
+a review should ask how long keys live what happens after a restart and whether one shared \
+store is needed when the service runs on several machines behind a balancer";
 
-struct Row {
-    model: String,
-    dtype: DType,
-    prompt_tokens: u64,
-    prefill_tps: f64,
-    decode_tokens: u64,
-    decode_tps: f64,
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{name}: {v}")))
+        .collect()
 }
 
-async fn measure(id: &str, path: &str, dtype: DType, tokens: usize) -> Row {
-    let spec = ModelSpec {
-        id: id.into(),
-        path: path.into(),
-        dtype,
-        max_concurrent: 1,
-        draft: None,
-        prefix_cache: engine::DEFAULT_PREFIX_CACHE,
-    };
-    let model = LocalModel::load(spec)
-        .await
-        .unwrap_or_else(|e| panic!("{id}: {e}"));
-    let messages = vec![ChatMessage {
+fn user(text: String) -> Vec<ChatMessage> {
+    vec![ChatMessage {
         role: Role::User,
-        content: PROMPT.into(),
-    }];
-    let sampling = Sampling {
+        content: text,
+    }]
+}
+
+fn greedy(tokens: usize) -> Sampling {
+    Sampling {
         temperature: Some(0.0),
         max_tokens: Some(tokens),
         ..Default::default()
-    };
-    // Warm-up: one short generation so that allocation and first-use costs are not measured.
-    let warm = Sampling {
-        max_tokens: Some(4),
-        ..sampling.clone()
-    };
-    let mut g = model.generate(messages.clone(), warm).expect("generate");
-    while g.next().await.is_some() {}
+    }
+}
 
-    let start = Instant::now();
-    let mut g = model.generate(messages, sampling).expect("generate");
-    let mut first = None;
-    let mut usage = None;
-    while let Some(ev) = g.next().await {
-        match ev.expect("generation") {
-            GenerationEvent::Delta(_) => {
-                first.get_or_insert_with(Instant::now);
-            }
-            GenerationEvent::Finished { usage: u, .. } => usage = Some(u),
+/// A prompt of exactly `n` tokens (chat template included), distinct per `variant` so that
+/// no cache can help: a variant tag, then filler words, trimmed by the tokenizer's count.
+async fn prompt_of(model: &LocalModel, n: usize, variant: usize) -> Vec<ChatMessage> {
+    let words: Vec<&str> = WORDS.split(' ').collect();
+    let text = |w: usize| {
+        let mut t = format!(
+            "Request {variant}: write a long numbered list of review comments on this text:"
+        );
+        for i in 0..w {
+            t.push(' ');
+            t.push_str(words[(i + variant * 7) % words.len()]);
+        }
+        t
+    };
+    let count =
+        |w: usize| async move { model.prompt_tokens(&user(text(w))).await.expect("tokenize") };
+    // The largest word count whose prompt fits, then single-token words to the exact length.
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if count(mid).await <= n {
+            lo = mid;
+        } else {
+            hi = mid - 1;
         }
     }
-    let end = Instant::now();
-    let usage = usage.expect("finished");
-    let first = first.expect("some text");
-    // Time to the first token is the prefill plus one decode step; the rest is decode.
-    let decode_steps = usage.completion_tokens.saturating_sub(1);
-    let decode_secs = (end - first).as_secs_f64();
-    let per_step = decode_secs / decode_steps.max(1) as f64;
-    let prefill_secs = ((first - start).as_secs_f64() - per_step).max(1e-9);
-    Row {
-        model: id.into(),
-        dtype,
-        prompt_tokens: usage.prompt_tokens,
-        prefill_tps: usage.prompt_tokens as f64 / prefill_secs,
-        decode_tokens: decode_steps,
-        decode_tps: decode_steps as f64 / decode_secs,
+    let mut t = text(lo);
+    let mut have = count(lo).await;
+    while have < n {
+        t.push_str(" a");
+        have = model
+            .prompt_tokens(&user(t.clone()))
+            .await
+            .expect("tokenize");
     }
+    assert_eq!(have, n, "could not build a prompt of {n} tokens");
+    user(t)
+}
+
+/// Prompt processing: a fresh prompt of `n` tokens and one output token; tokens/s and the
+/// time to that first token.
+async fn prefill(model: &LocalModel, n: usize, variant: usize) -> (f64, Duration) {
+    let messages = prompt_of(model, n, variant).await;
+    let start = Instant::now();
+    let (_, usage) = model
+        .generate(messages, greedy(1))
+        .expect("generate")
+        .run_to_end()
+        .await
+        .expect("generation");
+    let took = start.elapsed();
+    assert_eq!(usage.prompt_tokens as usize, n, "prompt length");
+    (n as f64 / took.as_secs_f64(), took)
+}
+
+/// Decode with `c` sequences at once, each with its own prompt (lengths differ), counting
+/// the tokens every sequence produced while all `c` were decoding.
+async fn decode(model: &LocalModel, c: usize, tokens: usize, variant: usize) -> (f64, String) {
+    let mut gens = Vec::new();
+    for i in 0..c {
+        let messages = prompt_of(model, 40 + 13 * i, variant * 10 + i).await;
+        gens.push(model.generate(messages, greedy(tokens)).expect("generate"));
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant, bool)>();
+    for (i, mut g) in gens.into_iter().enumerate() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = g.next().await {
+                let done = matches!(ev.expect("generation"), GenerationEvent::Finished { .. });
+                let _ = tx.send((i, Instant::now(), done));
+                if done {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut started = vec![false; c];
+    let mut window_start = None;
+    let mut window_end = None;
+    let mut counted = 0usize;
+    let mut total = 0usize;
+    while let Some((i, at, done)) = rx.recv().await {
+        if done {
+            window_end.get_or_insert(at);
+            continue;
+        }
+        total += 1;
+        started[i] = true;
+        if window_end.is_some() {
+            continue;
+        }
+        match window_start {
+            None if started.iter().all(|s| *s) => window_start = Some(at),
+            Some(_) => counted += 1,
+            None => {}
+        }
+    }
+    let (Some(a), Some(b)) = (window_start, window_end) else {
+        return (0.0, "no window".into());
+    };
+    let secs = (b - a).as_secs_f64();
+    (
+        counted as f64 / secs,
+        format!("{counted} tokens in {secs:.2} s with all {c} decoding ({total} streamed)"),
+    )
 }
 
 #[tokio::main]
 async fn main() {
-    let tokens: usize = std::env::var("BENCH_TOKENS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
-    let dtypes: Vec<DType> = std::env::var("BENCH_DTYPES")
-        .unwrap_or_else(|_| "f32,f16".into())
-        .split(',')
-        .map(|d| match d.trim() {
-            "f32" => DType::F32,
-            "f16" => DType::F16,
-            "bf16" => DType::Bf16,
-            "auto" => DType::Auto,
-            other => panic!("unknown dtype {other}"),
-        })
-        .collect();
+    let prompts = env_list("BENCH_PROMPTS", "167,1000");
+    let tokens = env_list("BENCH_TOKENS", "128")[0];
+    let concurrency = env_list("BENCH_CONCURRENCY", "1,2,4");
+    let reps = env_list("BENCH_REPS", "2")[0].max(1);
     let models: Vec<(String, String)> = std::env::args()
         .skip(1)
         .map(|a| {
@@ -109,19 +166,55 @@ async fn main() {
         })
         .collect();
     assert!(!models.is_empty(), "usage: bench ID=PATH [ID=PATH ...]");
-    let mut rows = Vec::new();
+    let max_c = concurrency.iter().copied().max().unwrap_or(1);
     for (id, path) in &models {
-        for &dtype in &dtypes {
-            eprintln!("measuring {id} {dtype:?} ...");
-            rows.push(measure(id, path, dtype, tokens).await);
+        eprintln!("bench: loading {id}");
+        let model = LocalModel::load(ModelSpec {
+            id: id.clone(),
+            path: path.into(),
+            dtype: DType::F32,
+            max_concurrent: max_c,
+            draft: None,
+            // Every prompt is processed in full.
+            prefix_cache: 0,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{id}: {e}"));
+        // Warm-up: first-use allocations are not measured.
+        model
+            .generate(user("Say hello.".into()), greedy(8))
+            .expect("generate")
+            .run_to_end()
+            .await
+            .expect("warm-up");
+        let mut variant = 0;
+        for &n in &prompts {
+            let mut best = (0.0, Duration::ZERO);
+            for _ in 0..reps {
+                variant += 1;
+                let r = prefill(&model, n, variant).await;
+                eprintln!("bench: {id} pp{n}: {:.1} tok/s", r.0);
+                if r.0 > best.0 {
+                    best = r;
+                }
+            }
+            println!(
+                "{id}\tpp{n}\t{:.2}\ttime to first token {:.2} s",
+                best.0,
+                best.1.as_secs_f64()
+            );
         }
-    }
-    println!("| model | dtype | prompt tokens | prompt processing tok/s | decode tokens | decode tok/s |");
-    println!("|---|---|---:|---:|---:|---:|");
-    for r in rows {
-        println!(
-            "| {} | {:?} | {} | {:.1} | {} | {:.1} |",
-            r.model, r.dtype, r.prompt_tokens, r.prefill_tps, r.decode_tokens, r.decode_tps
-        );
+        for &c in &concurrency {
+            let mut best = (0.0, String::new());
+            for _ in 0..reps {
+                variant += 1;
+                let r = decode(&model, c, tokens, variant).await;
+                eprintln!("bench: {id} decode x{c}: {:.1} tok/s ({})", r.0, r.1);
+                if r.0 > best.0 {
+                    best = r;
+                }
+            }
+            println!("{id}\ttg{tokens}x{c}\t{:.2}\t{}", best.0, best.1);
+        }
     }
 }

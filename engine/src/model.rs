@@ -14,6 +14,7 @@ use mistralrs::core::{
     GGUFLoaderBuilder, GGUFSpecificConfig, LocalModelPaths, MistralRs, MistralRsBuilder,
     ModelDType, ModelPaths, NormalRequest, Pipeline, Request, RequestMessage, Response,
     SamplingParams, SchedulerConfig, SpeculativeConfig, SpeculativePipeline, StopTokens,
+    TokenizationRequest,
 };
 use mistralrs::{Device, TextMessageRole, TextMessages};
 use tokio::sync::mpsc;
@@ -293,6 +294,34 @@ impl LocalModel {
         self.active.load(Ordering::SeqCst)
     }
 
+    /// Tokens of the prompt `messages` make: the chat template applied, with the generation
+    /// prompt, as a generation would see them.
+    pub async fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize, EngineError> {
+        let (tx, mut rx) = mpsc::channel(1);
+        let request = Request::Tokenize(TokenizationRequest {
+            text: either::Either::Left(text_messages(messages).into()),
+            tools: None,
+            add_generation_prompt: true,
+            add_special_tokens: true,
+            enable_thinking: None,
+            reasoning_effort: None,
+            response: tx,
+        });
+        let sender = self
+            .runner
+            .get_sender(Some(&self.id))
+            .map_err(|e| EngineError::Internal(format!("{e:?}")))?;
+        sender
+            .send(request)
+            .await
+            .map_err(|_| EngineError::EngineGone)?;
+        match rx.recv().await {
+            Some(Ok(tokens)) => Ok(tokens.len()),
+            Some(Err(e)) => Err(EngineError::Validation(format!("{e:#}"))),
+            None => Err(EngineError::EngineGone),
+        }
+    }
+
     /// Starts generating. Dropping the returned stream cancels the sequence in the engine
     /// (within one token).
     pub fn generate(
@@ -332,15 +361,7 @@ impl LocalModel {
             Constraint::JsonSchema(v) => LlgConstraint::JsonSchema(compact_layout(v)),
             Constraint::Lark(g) => LlgConstraint::Lark(g),
         };
-        let mut text = TextMessages::new();
-        for m in &messages {
-            let role = match m.role {
-                Role::System => TextMessageRole::System,
-                Role::User => TextMessageRole::User,
-                Role::Assistant => TextMessageRole::Assistant,
-            };
-            text = text.add_message(role, &m.content);
-        }
+        let text = text_messages(&messages);
         let greedy = sampling.temperature.is_some_and(|t| t <= 0.0);
         // A speculative pipeline asks its sequence's processor for every decision, greedy
         // included; otherwise the processor samples, and greedy needs none.
@@ -410,6 +431,19 @@ impl LocalModel {
         });
         Ok(Generation { rx: out_rx })
     }
+}
+
+fn text_messages(messages: &[ChatMessage]) -> TextMessages {
+    let mut text = TextMessages::new();
+    for m in messages {
+        let role = match m.role {
+            Role::System => TextMessageRole::System,
+            Role::User => TextMessageRole::User,
+            Role::Assistant => TextMessageRole::Assistant,
+        };
+        text = text.add_message(role, &m.content);
+    }
+    text
 }
 
 /// Fixes the JSON layout the grammar admits to `{"a": 1, "b": [2, 3]}` unless the schema sets

@@ -162,10 +162,11 @@ impl ModelRegistry {
             .chain(&config.replicas)
             .enumerate()
         {
+            // The model-wide limit is shared out over the replicas' engines.
             let one = ModelConfig {
                 backend: b.clone(),
                 replicas: Vec::new(),
-                max_concurrent: 1,
+                max_concurrent: config.max_concurrent.div_ceil(1 + config.replicas.len()),
                 ..config.clone()
             };
             let backend = load_backend(&one)

@@ -79,19 +79,43 @@ async fn streamed_chunks_reassemble_to_the_non_streamed_text() {
 
 #[tokio::test]
 async fn concurrent_requests_get_the_sequential_greedy_answer() {
-    let req = json!({"model": MODEL, "messages": user("Describe a lighthouse."), "temperature": 0, "max_tokens": 24});
-    let alone: Value = post(req.clone()).await.json().await.unwrap();
-    let answers = futures::future::join_all((0..3).map(|_| {
-        let r = req.clone();
-        async move { post(r).await.json::<Value>().await.unwrap() }
-    }))
-    .await;
-    for a in answers {
-        assert_eq!(
-            a["choices"][0]["message"]["content"],
-            alone["choices"][0]["message"]["content"]
+    // Different prompts, two of the same token length, half streamed: decoded together in
+    // one batch, each must still get the text it gets alone.
+    let prompts = [
+        "Describe a lighthouse.",
+        "Name three colours.",
+        "Name three fruits.",
+        "Write one sentence about the moon and the tides.",
+    ];
+    let req =
+        |p: &str| json!({"model": MODEL, "messages": user(p), "temperature": 0, "max_tokens": 24});
+    let mut alone = Vec::new();
+    for p in prompts {
+        let v: Value = post(req(p)).await.json().await.unwrap();
+        alone.push(
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string(),
         );
     }
+    let together = futures::future::join_all(prompts.iter().enumerate().map(|(i, p)| {
+        let mut r = req(p);
+        async move {
+            if i % 2 == 1 {
+                r["stream"] = json!(true);
+                reassemble(&post(r).await.text().await.unwrap()).0
+            } else {
+                let v: Value = post(r).await.json().await.unwrap();
+                v["choices"][0]["message"]["content"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+        }
+    }))
+    .await;
+    assert_eq!(together, alone);
 }
 
 #[tokio::test]

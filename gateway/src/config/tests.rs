@@ -139,15 +139,25 @@ fn shipped_configs_are_valid() {
 }
 
 #[test]
-fn local_models_run_one_sequence_at_a_time() {
+fn local_models_batch_a_bounded_number_of_sequences() {
     let model = crate_dir().join("../models/smollm2-135m-instruct-q4_1.gguf");
-    let src = format!(
-        "models:\n  - id: m\n    backend: local\n    path: {}\n    max_concurrent: 2\n",
-        model.display()
-    );
-    let err = parse(&src, &[]).unwrap_err().to_string();
+    let src = |extra: &str| {
+        format!(
+            "models:\n  - id: m\n    backend: local\n    path: {}\n{extra}",
+            model.display()
+        )
+    };
+    let c = parse(&src(""), &[]).unwrap();
+    assert_eq!(c.models[0].max_concurrent, LOCAL_BATCH);
+    let c = parse(&src("    max_concurrent: 2\n"), &[]).unwrap();
+    assert_eq!(c.models[0].max_concurrent, 2);
+    let err = parse(&src("    max_concurrent: 65\n"), &[])
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.contains(":5: models[0].max_concurrent: local models run one sequence at a time"),
+        err.contains(
+            ":5: models[0].max_concurrent: local models batch at most 64 sequences per engine"
+        ),
         "{err}"
     );
 }
@@ -550,7 +560,7 @@ fn pooled_models_list_their_backends() {
     let c = parse(&local("    replicas: 3\n    prefix_cache: 0\n"), &[]).unwrap();
     assert_eq!(
         (c.models[0].replicas.len(), c.models[0].max_concurrent),
-        (2, 3)
+        (2, 3 * LOCAL_BATCH)
     );
     let BackendConfig::Local(l) = &c.models[0].backend else {
         panic!("local expected")
@@ -570,7 +580,7 @@ fn pooled_models_list_their_backends() {
             ":4: models[0].base_urls: list at least one URL",
         ),
         (local("    replicas: 0\n"), ":5: models[0].replicas: must be between 1 and 16"),
-        (local("    replicas: 2\n    max_concurrent: 3\n"), ":6: models[0].max_concurrent: local models run one sequence at a time per replica"),
+        (local("    replicas: 2\n    max_concurrent: 193\n"), ":6: models[0].max_concurrent: local models batch at most 64 sequences per engine (replica)"),
         (local("    prefix_cache: 999\n"), ":5: models[0].prefix_cache: at most 256"),
         (local("    routing: nearest\n"), ":5: models[0].routing: unknown variant `nearest`"),
     ] {

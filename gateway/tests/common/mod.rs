@@ -31,9 +31,14 @@ pub fn config_with_env(yaml: &str, vars: &[(&str, &str)]) -> Config {
 
 pub const SMOLLM2: &str = "../models/smollm2-135m-instruct-q4_1.gguf";
 
-/// A model entry for SmolLM2 under `id` (local models run one sequence at a time).
+/// A model entry for SmolLM2 under `id` (batching the default number of sequences).
 pub fn smollm2(id: &str, max_queue: usize) -> String {
     format!("  - id: {id}\n    backend: local\n    path: {SMOLLM2}\n    dtype: f32\n    max_queue: {max_queue}\n")
+}
+
+/// [`smollm2`] running one sequence at a time, for tests of queueing and overload.
+pub fn smollm2_single(id: &str, max_queue: usize) -> String {
+    format!("{}    max_concurrent: 1\n", smollm2(id, max_queue))
 }
 
 /// Starts a server for `config` on its own runtime thread; returns its address.
@@ -64,8 +69,8 @@ pub fn shared() -> SocketAddr {
         let yaml = format!(
             "auth: none\nserver:\n  listen: 127.0.0.1:0\n  body_limit_bytes: 65536\nmodels:\n{}{}{}",
             smollm2("smollm2-135m", 64),
-            smollm2("smollm2-tight", 0),
-            smollm2("smollm2-cancel", 4),
+            smollm2_single("smollm2-tight", 0),
+            smollm2_single("smollm2-cancel", 4),
         );
         let addr = start(config(&yaml));
         wait_ready(addr, Duration::from_secs(180));
