@@ -100,12 +100,20 @@ async fn prefill(model: &LocalModel, n: usize, variant: usize) -> (f64, Duration
 }
 
 /// Decode with `c` sequences at once, each with its own prompt (lengths differ), counting
-/// the tokens every sequence produced while all `c` were decoding.
+/// the tokens every sequence produced while all `c` were decoding (from the moment the last
+/// one streamed its first token to the moment the first one finished).
 async fn decode(model: &LocalModel, c: usize, tokens: usize, variant: usize) -> (f64, String) {
     let mut gens = Vec::new();
     for i in 0..c {
-        let messages = prompt_of(model, 40 + 13 * i, variant * 10 + i).await;
-        gens.push(model.generate(messages, greedy(tokens)).expect("generate"));
+        // Prompts of different lengths whose answers run long (greedy decoding would end a
+        // short answer early and close the window).
+        let start = 1 + 37 * (variant * 10 + i);
+        let prompt = format!(
+            "Count from {start} to {}, one number per line, without skipping any.{}",
+            start + 5000,
+            " Do not stop early.".repeat(i)
+        );
+        gens.push(model.generate(user(prompt), greedy(tokens)).expect("generate"));
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant, bool)>();
     for (i, mut g) in gens.into_iter().enumerate() {

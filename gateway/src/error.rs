@@ -31,6 +31,15 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// The client set a parameter Gatehouse does not implement; ignoring it would change the
+    /// answer the client expects.
+    #[error("{message}")]
+    UnsupportedParameter {
+        /// The parameter.
+        param: &'static str,
+        /// What is not supported, and what to do instead.
+        message: String,
+    },
     /// No model has this id.
     #[error("the model `{0}` does not exist")]
     ModelNotFound(String),
@@ -179,6 +188,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 "invalid_parameter",
+            ),
+            UnsupportedParameter { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "unsupported_parameter",
             ),
             ModelNotFound(_) => (
                 StatusCode::NOT_FOUND,
@@ -407,7 +421,8 @@ impl ApiError {
 
     fn param(&self) -> Option<&'static str> {
         match self {
-            ApiError::InvalidRequest { param, .. } => Some(param),
+            ApiError::InvalidRequest { param, .. }
+            | ApiError::UnsupportedParameter { param, .. } => Some(param),
             ApiError::ModelNotFound(_) | ApiError::ModelNotAllowed { .. } => Some("model"),
             ApiError::TenantMismatch { .. } => Some("tenant"),
             ApiError::Template(crate::prompts::TemplateError::Variables { .. }) => {

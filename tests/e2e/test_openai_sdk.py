@@ -51,6 +51,39 @@ def test_unknown_model_raises_not_found(client):
     assert e.value.code == "model_not_found"
 
 
+@pytest.mark.parametrize("kwargs,param", [
+    (dict(logprobs=True), "logprobs"),
+    (dict(logprobs=True, top_logprobs=2), "logprobs"),
+    (dict(presence_penalty=0.5), "presence_penalty"),
+])
+def test_unserved_parameters_are_refused_not_ignored(client, kwargs, param):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=4, **kwargs
+        )
+    assert e.value.code == "unsupported_parameter"
+    assert e.value.param == param
+
+
+def test_many_concurrent_clients_get_their_own_answers(client):
+    """Requests decoded together in one batch answer as they do alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = ["Name three colours.", "Name three fruits.", "Describe a cat in one sentence.",
+               "What is two plus two?", "Say hello in Spanish."]
+
+    def ask(p):
+        r = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": p}], temperature=0, max_tokens=20
+        )
+        return r.choices[0].message.content
+
+    alone = [ask(p) for p in prompts]
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        together = list(pool.map(ask, prompts))
+    assert together == alone
+
+
 def test_embeddings(client):
     r = client.embeddings.create(
         model="all-minilm-l6-v2",

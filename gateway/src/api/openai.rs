@@ -43,6 +43,17 @@ pub struct ChatCompletionRequest {
     /// Accepted; Gatehouse makes at most one call per assistant turn.
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
+    /// Not served: refused when asked for (`api::parse`), never ignored.
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    #[serde(default)]
+    pub top_logprobs: Option<i64>,
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
+    #[serde(default)]
+    pub logit_bias: Option<serde_json::Map<String, serde_json::Value>>,
     /// Gatehouse extension: a prompt template, `NAME` or `NAME@VERSION`.
     #[serde(default)]
     pub template: Option<String>,

@@ -14,6 +14,49 @@ fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
     }
 }
 
+/// Refuses the OpenAI parameters that would change the answer but are not implemented,
+/// when a client sets them to anything but their neutral value: silently ignoring them
+/// would hand back something else than what was asked for.
+fn unsupported_sampling(req: &ChatCompletionRequest) -> Result<(), ApiError> {
+    let unsupported = |param: &'static str, message: &str| {
+        Err(ApiError::UnsupportedParameter {
+            param,
+            message: message.into(),
+        })
+    };
+    if req.logprobs == Some(true) {
+        return unsupported(
+            "logprobs",
+            "`logprobs` is not supported by this gateway; send the request without it",
+        );
+    }
+    if req.top_logprobs.is_some_and(|n| n != 0) {
+        return unsupported(
+            "top_logprobs",
+            "`top_logprobs` is not supported by this gateway (it needs `logprobs`)",
+        );
+    }
+    if req.presence_penalty.is_some_and(|p| p != 0.0) {
+        return unsupported(
+            "presence_penalty",
+            "`presence_penalty` is not supported; only 0 is accepted",
+        );
+    }
+    if req.frequency_penalty.is_some_and(|p| p != 0.0) {
+        return unsupported(
+            "frequency_penalty",
+            "`frequency_penalty` is not supported; only 0 is accepted",
+        );
+    }
+    if req.logit_bias.as_ref().is_some_and(|b| !b.is_empty()) {
+        return unsupported(
+            "logit_bias",
+            "`logit_bias` is not supported; only an empty map is accepted",
+        );
+    }
+    Ok(())
+}
+
 /// Parses and validates a chat-completions body.
 pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiError> {
     if let Err(e) = std::str::from_utf8(body) {
@@ -25,6 +68,7 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
     if req.model.is_empty() {
         return Err(invalid("model", "`model` must not be empty"));
     }
+    unsupported_sampling(&req)?;
     let template = super::format::template_call(&req.model, req.template, req.variables)?;
     // A template supplies messages of its own.
     if req.messages.is_empty() && template.is_none() {
@@ -180,6 +224,34 @@ mod tests {
         assert_eq!(r.sampling.seed, Some(3));
         assert!(r.stream && r.include_usage);
         assert!(r.sampling.is_greedy());
+    }
+
+    #[test]
+    fn refuses_parameters_it_would_otherwise_ignore() {
+        let body = |extra: &str| {
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}]{extra}}}"#)
+        };
+        for (extra, param) in [
+            (r#","logprobs":true"#, "logprobs"),
+            (r#","logprobs":true,"top_logprobs":3"#, "logprobs"),
+            (r#","top_logprobs":2"#, "top_logprobs"),
+            (r#","presence_penalty":0.5"#, "presence_penalty"),
+            (r#","frequency_penalty":-1"#, "frequency_penalty"),
+            (r#","logit_bias":{"50256":-100}"#, "logit_bias"),
+        ] {
+            let e = chat_request(body(extra).as_bytes(), "r").unwrap_err();
+            let (status, _, code) = e.parts();
+            assert_eq!((status.as_u16(), code), (400, "unsupported_parameter"), "{extra}");
+            assert!(e.to_string().contains(param), "{extra}: {e}");
+        }
+        // Neutral values ask for nothing: accepted.
+        for extra in [
+            r#","logprobs":false"#,
+            r#","logprobs":false,"top_logprobs":0"#,
+            r#","presence_penalty":0,"frequency_penalty":0,"logit_bias":{}"#,
+        ] {
+            assert!(chat_request(body(extra).as_bytes(), "r").is_ok(), "{extra}");
+        }
     }
 
     #[test]
