@@ -25,6 +25,7 @@ fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name)
         .unwrap_or_else(|_| default.into())
         .split(',')
+        .filter(|v| !v.trim().is_empty())
         .map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{name}: {v}")))
         .collect()
 }
@@ -40,6 +41,8 @@ fn greedy(tokens: usize) -> Sampling {
     Sampling {
         temperature: Some(0.0),
         max_tokens: Some(tokens),
+        // Every sequence decodes the full length, as llama.cpp's benchmarks do.
+        ignore_eos: true,
         ..Default::default()
     }
 }
@@ -105,15 +108,18 @@ async fn prefill(model: &LocalModel, n: usize, variant: usize) -> (f64, Duration
 async fn decode(model: &LocalModel, c: usize, tokens: usize, variant: usize) -> (f64, String) {
     let mut gens = Vec::new();
     for i in 0..c {
-        // Prompts of different lengths whose answers run long (greedy decoding would end a
-        // short answer early and close the window).
+        // Prompts of different lengths.
         let start = 1 + 37 * (variant * 10 + i);
         let prompt = format!(
             "Count from {start} to {}, one number per line, without skipping any.{}",
             start + 5000,
             " Do not stop early.".repeat(i)
         );
-        gens.push(model.generate(user(prompt), greedy(tokens)).expect("generate"));
+        gens.push(
+            model
+                .generate(user(prompt), greedy(tokens))
+                .expect("generate"),
+        );
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant, bool)>();
     for (i, mut g) in gens.into_iter().enumerate() {

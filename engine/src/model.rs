@@ -52,6 +52,8 @@ pub const DEFAULT_PREFIX_CACHE: usize = 16;
 pub struct LocalModel {
     id: String,
     runner: Arc<MistralRs>,
+    /// End-of-sequence tokens, kept out of reach by `Sampling::ignore_eos`.
+    eos: Vec<u32>,
     active: Arc<AtomicUsize>,
     max_seq_len: usize,
     speculative: Option<SpeculativeInfo>,
@@ -253,7 +255,11 @@ impl LocalModel {
         max_concurrent: usize,
         prefix_cache: usize,
     ) -> Result<Self, EngineError> {
-        let max_seq_len = pipeline.lock().await.get_metadata().max_seq_len;
+        let (max_seq_len, eos) = {
+            let p = pipeline.lock().await;
+            let meta = p.get_metadata();
+            (meta.max_seq_len, meta.eos_tok.clone())
+        };
         let sched = SchedulerConfig::DefaultScheduler {
             method: DefaultSchedulerMethod::Fixed(
                 NonZeroUsize::new(max_concurrent.max(1)).expect("max(1) is non-zero"),
@@ -268,6 +274,7 @@ impl LocalModel {
         Ok(Self {
             id,
             runner,
+            eos,
             active: Arc::new(AtomicUsize::new(0)),
             max_seq_len,
             speculative: None,
@@ -366,7 +373,13 @@ impl LocalModel {
         // A speculative pipeline asks its sequence's processor for every decision, greedy
         // included; otherwise the processor samples, and greedy needs none.
         let hook = speculating.then(|| Arc::new(SpeculativeSequence::new(&sampling)));
-        let processor: Option<Vec<Arc<dyn mistralrs::core::CustomLogitsProcessor>>> =
+        if speculating && sampling.ignore_eos {
+            return Err(EngineError::Validation(format!(
+                "model `{}` decodes speculatively, which cannot ignore end of sequence",
+                self.id
+            )));
+        }
+        let mut processor: Option<Vec<Arc<dyn mistralrs::core::CustomLogitsProcessor>>> =
             if let Some(hook) = &hook {
                 Some(vec![hook.clone() as _])
             } else {
@@ -381,6 +394,11 @@ impl LocalModel {
                     )) as _]
                 })
             };
+        if sampling.ignore_eos {
+            // Before the sampler, so that it never sees an end-of-sequence token.
+            let ban = Arc::new(BanTokens(self.eos.clone())) as _;
+            processor.get_or_insert_with(Vec::new).insert(0, ban);
+        }
         let params = SamplingParams {
             // Greedy in the engine; the processor above, when present, has already chosen.
             temperature: Some(0.0),
@@ -471,6 +489,29 @@ async fn load_pipeline_blocking(
     tokio::task::spawn_blocking(move || load_pipeline(&id, &path, dtype))
         .await
         .map_err(|e| EngineError::Internal(format!("loader task failed: {e}")))?
+}
+
+/// Makes tokens impossible (`Sampling::ignore_eos`).
+struct BanTokens(Vec<u32>);
+
+impl mistralrs::core::CustomLogitsProcessor for BanTokens {
+    fn apply(
+        &self,
+        logits: &mistralrs::Tensor,
+        _context: &[u32],
+    ) -> mistralrs::Result<mistralrs::Tensor> {
+        let mut values: Vec<f32> = logits
+            .to_dtype(mistralrs::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        for &t in &self.0 {
+            if let Some(v) = values.get_mut(t as usize) {
+                *v = f32::NEG_INFINITY;
+            }
+        }
+        mistralrs::Tensor::from_vec(values, logits.shape(), logits.device())?
+            .to_dtype(logits.dtype())
+    }
 }
 
 struct ActiveGuard(Arc<AtomicUsize>);

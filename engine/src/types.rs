@@ -49,6 +49,10 @@ pub struct Sampling {
     pub stop: Vec<String>,
     /// Seed for reproducible sampling.
     pub seed: Option<u64>,
+    /// Generate exactly `max_tokens`: end-of-sequence tokens are never picked. For
+    /// benchmarks (a fixed amount of decoding); not exposed over HTTP.
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 impl Sampling {

@@ -190,6 +190,7 @@ pub fn chat_request(body: &[u8], request_id: &str) -> Result<ChatRequest, ApiErr
             max_tokens,
             stop,
             seed,
+            ignore_eos: false,
         },
         stream,
         include_usage,
@@ -241,7 +242,11 @@ mod tests {
         ] {
             let e = chat_request(body(extra).as_bytes(), "r").unwrap_err();
             let (status, _, code) = e.parts();
-            assert_eq!((status.as_u16(), code), (400, "unsupported_parameter"), "{extra}");
+            assert_eq!(
+                (status.as_u16(), code),
+                (400, "unsupported_parameter"),
+                "{extra}"
+            );
             assert!(e.to_string().contains(param), "{extra}: {e}");
         }
         // Neutral values ask for nothing: accepted.

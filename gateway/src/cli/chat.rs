@@ -104,6 +104,7 @@ pub async fn run(args: ChatArgs) -> ExitCode {
             max_tokens: args.max_tokens,
             stop: vec![],
             seed: args.seed,
+            ignore_eos: false,
         },
         stream: true,
         include_usage: true,

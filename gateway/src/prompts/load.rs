@@ -251,6 +251,7 @@ fn sampling(s: RawSampling) -> Result<Sampling, (&'static str, String)> {
         max_tokens: s.max_tokens,
         stop,
         seed: s.seed,
+        ignore_eos: false,
     })
 }
 
