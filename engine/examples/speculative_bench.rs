@@ -116,11 +116,11 @@ async fn main() {
         );
         println!("|---|---|---|---|---|---|---|---|---|---|");
     }
-    // The patched CPU attention is batch-invariant unless this is set (docs/speculative.md).
-    let plain = if std::env::var("GATEHOUSE_TILED_DECODE_ATTENTION").as_deref() == Ok("1") {
-        "plain, tiled decode attention"
-    } else {
-        "plain"
+    // `BENCH_BASELINE` labels a plain run made with other kernels (bench/speculative sets it
+    // for the published ones, docs/engine-notes.md).
+    let plain = match std::env::var("BENCH_BASELINE") {
+        Ok(b) if !b.is_empty() => format!("plain, {b}"),
+        _ => "plain".to_string(),
     };
     println!(
         "| {label} | {plain} | {} | {base_tps:.2} | 1.00 | | | | | |",

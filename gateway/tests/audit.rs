@@ -44,7 +44,7 @@ fn server() -> &'static Server {
             r#"server:
   listen: 127.0.0.1:0
 models:
-{}  - id: dead-upstream
+{}{}  - id: dead-upstream
     backend: remote
     base_url: http://127.0.0.1:9/v1
     timeout_secs: 5
@@ -65,6 +65,7 @@ audit:
   checkpoint_every: 5
 "#,
             smollm2("smollm2-135m", 16),
+            common::smollm2_single("smollm2-single", 4),
             policies.display(),
             audit.display()
         );
@@ -318,10 +319,10 @@ async fn a_stream_the_client_drops_is_recorded_as_cancelled() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_given_up_while_queued_is_recorded_as_cancelled() {
     let s = server();
-    // A long stream holds the model; the next request waits in its queue.
+    // A long stream holds the one-sequence model; the next request waits in its queue.
     let long = chat(
         Some(USER_KEY),
-        json!({"model": "smollm2-135m", "stream": true, "temperature": 0.7, "max_tokens": 200,
+        json!({"model": "smollm2-single", "stream": true, "temperature": 0.7, "max_tokens": 200,
                "messages": [{"role": "user", "content": "Write a long story about a harbour."}]}),
     )
     .await;
@@ -333,7 +334,7 @@ async fn a_request_given_up_while_queued_is_recorded_as_cancelled() {
         .bearer_auth(USER_KEY)
         .header("x-request-id", &id)
         .timeout(Duration::from_millis(500))
-        .json(&json!({"model": "smollm2-135m", "max_tokens": 4,
+        .json(&json!({"model": "smollm2-single", "max_tokens": 4,
                       "messages": [{"role": "user", "content": "Are you there?"}]}))
         .send()
         .await;
