@@ -2,6 +2,7 @@
 //! with cancellation, stop sequences, seeded sampling and speculative decoding. No HTTP.
 
 mod embed;
+mod generation;
 mod model;
 mod sampler;
 mod speculative;
@@ -9,7 +10,8 @@ mod stop;
 mod types;
 
 pub use embed::{check_pipeline, Embedder, EmbeddingSpec, Embeddings};
-pub use model::{Generation, LocalModel, ModelSpec, DEFAULT_PREFIX_CACHE};
+pub use generation::Generation;
+pub use model::{LocalModel, ModelSpec, DEFAULT_PREFIX_CACHE};
 pub use sampler::{distribution, SeededSampler};
 pub use speculative::{
     verify as speculative_verify, AutoDecision, DraftSpec, SpeculativeInfo, SpeculativeMode,

@@ -466,6 +466,15 @@ fn limit_unit(l: crate::limits::LimitKind) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ErrorCode(pub &'static str);
 
+impl From<crate::domain::ModelNotAllowed> for ApiError {
+    fn from(e: crate::domain::ModelNotAllowed) -> Self {
+        ApiError::ModelNotAllowed {
+            model: e.model,
+            tenant: e.tenant,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, _, _) = self.parts();

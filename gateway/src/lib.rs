@@ -4,6 +4,7 @@
 //! server in-process on port 0.
 
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod backends;
@@ -19,6 +20,7 @@ pub mod layers;
 pub mod limits;
 pub mod metrics;
 pub mod models;
+pub mod openai;
 pub mod policy;
 pub mod prompts;
 pub mod rag;

@@ -7,7 +7,7 @@ use crate::backends::embedding::EmbeddingBackend;
 use crate::backends::local::LocalBackend;
 use crate::backends::pool::{Member, Pool};
 use crate::backends::remote::RemoteBackend;
-use crate::backends::Backend;
+use crate::backends::{Backend, BackendError};
 use crate::config::{BackendConfig, Config, FailMode, ModelConfig};
 use crate::domain::admission::Admission;
 use crate::kv::Kv;
@@ -79,11 +79,11 @@ impl ModelRegistry {
                     BackendConfig::Remote(_) if m.replicas.is_empty() => {
                         match remote_backend(&m.backend) {
                             Ok(b) => ModelState::Ready(Arc::new(b)),
-                            Err(e) => ModelState::Failed(e),
+                            Err(e) => ModelState::Failed(e.to_string()),
                         }
                     }
                     BackendConfig::Remote(_) => {
-                        let members: Result<Vec<Member>, String> = std::iter::once(&m.backend)
+                        let members: Result<Vec<Member>, LoadError> = std::iter::once(&m.backend)
                             .chain(&m.replicas)
                             .map(|b| Ok(Member::new(member_id(b, 0), remote_backend(b)?)))
                             .collect();
@@ -95,7 +95,7 @@ impl ModelRegistry {
                                 routing_kv.clone(),
                                 metrics.clone(),
                             )))),
-                            Err(e) => ModelState::Failed(e),
+                            Err(e) => ModelState::Failed(e.to_string()),
                         }
                     }
                 };
@@ -143,7 +143,7 @@ impl ModelRegistry {
             }
             let state = match self.load_slot(&slot.config).await {
                 Ok(b) => ModelState::Ready(Arc::new(b)),
-                Err(e) => ModelState::Failed(e),
+                Err(e) => ModelState::Failed(e.to_string()),
             };
             on_progress(&slot.config.id, &state);
             slot.set(state);
@@ -153,7 +153,7 @@ impl ModelRegistry {
 
 impl ModelRegistry {
     /// The backend of a local model: one engine, or a pool of replicas.
-    async fn load_slot(&self, config: &ModelConfig) -> Result<Backend, String> {
+    async fn load_slot(&self, config: &ModelConfig) -> Result<Backend, LoadError> {
         if config.replicas.is_empty() {
             return load_backend(config).await;
         }
@@ -171,7 +171,7 @@ impl ModelRegistry {
             };
             let backend = load_backend(&one)
                 .await
-                .map_err(|e| format!("replica {i}: {e}"))?;
+                .map_err(|e| LoadError::Replica(i, Box::new(e)))?;
             members.push(Member::new(member_id(b, i), backend));
         }
         Ok(Backend::Pool(Pool::new(
@@ -192,17 +192,35 @@ fn member_id(b: &BackendConfig, i: usize) -> String {
     }
 }
 
-fn remote_backend(b: &BackendConfig) -> Result<Backend, String> {
+/// Why a model's backend could not be built; its text is the model's `Failed` reason.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The engine refused the model files.
+    #[error("{0}")]
+    Engine(#[from] engine::EngineError),
+    /// The upstream client could not be built.
+    #[error("{0}")]
+    Remote(#[from] BackendError),
+    /// One replica of a pooled model failed.
+    #[error("replica {0}: {1}")]
+    Replica(usize, Box<LoadError>),
+    /// A remote model's replica is not remote (config validation rules this out).
+    #[error("not a remote backend")]
+    NotRemote,
+    /// The loading task panicked or was cancelled.
+    #[error("loading stopped: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn remote_backend(b: &BackendConfig) -> Result<Backend, LoadError> {
     match b {
-        BackendConfig::Remote(r) => RemoteBackend::new(r.clone())
-            .map(Backend::Remote)
-            .map_err(|e| e.to_string()),
-        _ => Err("not a remote backend".into()),
+        BackendConfig::Remote(r) => Ok(Backend::Remote(RemoteBackend::new(r.clone())?)),
+        _ => Err(LoadError::NotRemote),
     }
 }
 
 /// Builds the backend of one model, loading weights for a local one.
-pub async fn load_backend(config: &ModelConfig) -> Result<Backend, String> {
+pub async fn load_backend(config: &ModelConfig) -> Result<Backend, LoadError> {
     match &config.backend {
         BackendConfig::Local(local) => {
             let spec = engine::ModelSpec {
@@ -213,9 +231,7 @@ pub async fn load_backend(config: &ModelConfig) -> Result<Backend, String> {
                 draft: local.draft.clone(),
                 prefix_cache: local.prefix_cache,
             };
-            let model = engine::LocalModel::load(spec)
-                .await
-                .map_err(|e| e.to_string())?;
+            let model = engine::LocalModel::load(spec).await?;
             Ok(Backend::Local(LocalBackend::new(Arc::new(model))))
         }
         BackendConfig::LocalEmbedding(e) => {
@@ -224,14 +240,10 @@ pub async fn load_backend(config: &ModelConfig) -> Result<Backend, String> {
                 dir: e.dir.clone(),
                 max_tokens: e.max_input_tokens,
             };
-            let model = tokio::task::spawn_blocking(move || engine::Embedder::load(&spec))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let model =
+                tokio::task::spawn_blocking(move || engine::Embedder::load(&spec)).await??;
             Ok(Backend::Embedding(EmbeddingBackend::new(Arc::new(model))))
         }
-        BackendConfig::Remote(r) => RemoteBackend::new(r.clone())
-            .map(Backend::Remote)
-            .map_err(|e| e.to_string()),
+        BackendConfig::Remote(r) => Ok(Backend::Remote(RemoteBackend::new(r.clone())?)),
     }
 }

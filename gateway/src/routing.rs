@@ -27,29 +27,6 @@ pub const MAP_TTL: Duration = Duration::from_secs(600);
 /// Entries of the in-process map (without Redis) before it starts over.
 const MAP_ENTRIES: usize = 100_000;
 
-/// How a model's backends are chosen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Policy {
-    /// By prompt prefix, bounded by load (the default).
-    #[default]
-    Affinity,
-    /// In turn.
-    RoundRobin,
-    /// The one with the fewest requests in flight.
-    LeastLoaded,
-}
-
-impl Policy {
-    /// Config spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Affinity => "affinity",
-            Policy::RoundRobin => "round_robin",
-            Policy::LeastLoaded => "least_loaded",
-        }
-    }
-}
-
 /// Why a backend was chosen, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {

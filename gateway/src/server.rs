@@ -1,4 +1,5 @@
-//! Runs the HTTP server: binds, loads models in the background, drains on shutdown.
+//! Runs the HTTP server that `crate::app` assembles: serves it, loads models in the
+//! background, watches policies and templates for reloads, drains on shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,12 +9,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::app::{
+    http_router, http_state, load_stores, open_audit, open_vectors, Services, Stores,
+};
 use crate::config::Config;
-use crate::http::{app, AppState};
+use crate::http::AppState;
 use crate::policy::watch::{self as policy_watch, Reload};
-use crate::policy::PolicyStore;
-use crate::prompts::TemplateStore;
-use crate::tools::ServerTools;
 
 /// A server started by [`start`].
 pub struct RunningServer {
@@ -47,84 +48,12 @@ impl RunningServer {
 /// How long shutdown waits for the audit log to write what is queued.
 const AUDIT_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The reloadable directories a server enforces, loaded once at start.
-#[derive(Clone, Default)]
-pub struct Stores {
-    /// Guardrail policies; `None` when the config has no `policies:`.
-    pub policies: Option<Arc<PolicyStore>>,
-    /// Prompt templates; `None` when the config has no `prompts:`.
-    pub templates: Option<Arc<TemplateStore>>,
-    /// Server-side tools (`tools:`).
-    pub tools: Arc<ServerTools>,
-    /// The vector store of `rag:`, opened by [`open_vectors`]; `None` turns retrieval off.
-    pub vectors: Option<Arc<dyn crate::rag::store::VectorStore>>,
-    /// The audit log of `audit:`, opened by [`open_audit`]; `None` writes no records.
-    pub audit: Option<Arc<crate::audit::Auditor>>,
-}
-
-/// Opens the audit log of `config.audit`, if any (its directory stays locked until the
-/// log is closed).
-pub fn open_audit(config: &Config) -> Result<Option<Arc<crate::audit::Auditor>>, String> {
-    match &config.audit {
-        None => Ok(None),
-        Some(ac) => crate::audit::Auditor::open(ac, crate::metrics::AuditMetrics::new())
-            .map(Some)
-            .map_err(|e| format!("cannot open the audit log: {e}")),
-    }
-}
-
-/// Opens the vector store of `config.rag`, if any (the edge data directory stays locked
-/// until the store is dropped).
-pub fn open_vectors(
-    config: &Config,
-) -> Result<Option<Arc<dyn crate::rag::store::VectorStore>>, String> {
-    match &config.rag {
-        None => Ok(None),
-        Some(rc) => crate::rag::open_store(rc)
-            .map(Some)
-            .map_err(|e| format!("cannot open the vector store: {e}")),
-    }
-}
-
-/// Loads the policies of `config`; every error, one per line, when they don't load.
-pub fn load_policies(config: &Config) -> Result<Option<Arc<PolicyStore>>, String> {
-    let Some(pc) = &config.policies else {
-        return Ok(None);
-    };
-    let set = crate::policy::load::load_dir_joined(&pc.dir)?;
-    Ok(Some(Arc::new(PolicyStore::new(set))))
-}
-
-/// Loads the templates of `config`; every error, one per line, when they don't load.
-pub fn load_templates(config: &Config) -> Result<Option<Arc<TemplateStore>>, String> {
-    let Some(pc) = &config.prompts else {
-        return Ok(None);
-    };
-    let set = crate::prompts::load_dir_joined(&pc.dir)?;
-    Ok(Some(Arc::new(TemplateStore::new(set))))
-}
-
-/// Policies, templates and tools; the error says which failed, then every error one per
-/// line. The vector store is opened separately ([`open_vectors`]): checking a config must not
-/// take the data directory from a running server.
-pub fn load_stores(config: &Config) -> Result<Stores, String> {
-    Ok(Stores {
-        policies: load_policies(config).map_err(|e| format!("invalid policies:\n{e}"))?,
-        templates: load_templates(config).map_err(|e| format!("invalid templates:\n{e}"))?,
-        tools: Arc::new(
-            ServerTools::new(&config.tools).map_err(|e| format!("invalid tools: {e}"))?,
-        ),
-        vectors: None,
-        audit: None,
-    })
-}
-
 /// Serves `config` on `listener`; local models load in the background (`/readyz` says when).
 /// Policies and templates load first: invalid ones refuse to start (`InvalidData`), since
 /// there is no previous version to keep.
 pub fn start(config: Config, listener: TcpListener) -> std::io::Result<RunningServer> {
     let mut stores = load_stores(&config)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
     stores.vectors = open_vectors(&config).map_err(std::io::Error::other)?;
     stores.audit = open_audit(&config).map_err(std::io::Error::other)?;
     start_with(config, listener, stores)
@@ -143,7 +72,7 @@ pub fn start_with(
     if matches!(config.auth, crate::config::AuthConfig::None) {
         tracing::warn!(listen = %addr, "auth: none: every request is served without an API key, as no tenant, without rate limits; admin endpoints are open");
     }
-    let state = AppState::new(Arc::new(config), stores.clone());
+    let state = http_state(Services::new(Arc::new(config), stores.clone()));
     let template_watcher = match (watch_prompts, stores.templates) {
         (Some(pc), Some(store)) => {
             let reloads = state.metrics.shaping.template_reloads.clone();
@@ -200,7 +129,7 @@ pub fn start_with(
             .await;
     });
     let (tx, mut rx) = watch::channel(false);
-    let app = app(state.clone());
+    let app = http_router(state.clone());
     let draining = state.clone();
     let task = tokio::spawn(async move {
         let mut rx2 = rx.clone();

@@ -314,7 +314,7 @@ auth:\n  redis_keys: true\ntenants:\n  acme: {{}}\nredis:\n  url: redis://127.0.
     let record = gateway::auth::KeyRecord {
         id: "k1".into(),
         tenant: "acme".into(),
-        role: gateway::config::Role::User,
+        role: gateway::config::KeyRole::User,
         limits: Default::default(),
         name: None,
         created_at: 0,
@@ -536,7 +536,7 @@ cache:\n  store: redis\n",
     let record = gateway::auth::KeyRecord {
         id: "r1".into(),
         tenant: "t".into(),
-        role: gateway::config::Role::User,
+        role: gateway::config::KeyRole::User,
         limits: Default::default(),
         name: None,
         created_at: 0,

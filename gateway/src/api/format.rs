@@ -18,58 +18,7 @@ fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
 
 /// Parses OpenAI's `response_format`; a `json_schema` must carry a schema that compiles.
 pub fn response_format(v: Option<Value>) -> Result<ResponseFormat, ApiError> {
-    let bad = |m: &str| invalid("response_format", format!("response_format: {m}"));
-    let v = match v {
-        None | Some(Value::Null) => return Ok(ResponseFormat::Text),
-        Some(Value::Object(o)) => o,
-        Some(_) => return Err(bad("must be an object with a `type`")),
-    };
-    match v.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(ResponseFormat::Text),
-        Some("json_object") => Ok(ResponseFormat::JsonObject),
-        Some("json_schema") => {
-            let Some(Value::Object(js)) = v.get("json_schema") else {
-                return Err(bad(
-                    "`json_schema` must be an object with `name` and `schema`",
-                ));
-            };
-            let name = match js.get("name") {
-                Some(Value::String(n)) if valid_schema_name(n) => n.clone(),
-                Some(Value::String(_)) => {
-                    return Err(bad(
-                        "json_schema.name must be 1 to 64 characters of a-z, A-Z, 0-9, _ and -",
-                    ))
-                }
-                _ => return Err(bad("json_schema.name is required")),
-            };
-            if let Some(strict) = js.get("strict") {
-                if !strict.is_boolean() && !strict.is_null() {
-                    return Err(bad("json_schema.strict must be a boolean"));
-                }
-            }
-            let schema = match js.get("schema") {
-                Some(s @ Value::Object(_)) => s.clone(),
-                Some(_) => return Err(bad("json_schema.schema must be an object")),
-                None => return Err(bad("json_schema.schema is required")),
-            };
-            if let Err(e) = jsonschema::validator_for(&schema) {
-                return Err(bad(&format!(
-                    "json_schema.schema is not a valid JSON Schema: {e}"
-                )));
-            }
-            Ok(ResponseFormat::JsonSchema { name, schema })
-        }
-        Some(other) => Err(bad(&format!(
-            "type `{other}` is not supported (text, json_object, json_schema)"
-        ))),
-        None => Err(bad("`type` is required")),
-    }
-}
-
-fn valid_schema_name(n: &str) -> bool {
-    (1..=64).contains(&n.len())
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    ResponseFormat::parse(v).map_err(|e| invalid("response_format", e.to_string()))
 }
 
 /// Parses `NAME` or `NAME@VERSION`.
@@ -83,19 +32,12 @@ pub fn template_ref(s: &str) -> Result<(String, Option<u32>), String> {
         }
         None => (s, None),
     };
-    if !valid_template_name(name) {
+    if !crate::prompts::valid_template_name(name) {
         return Err(format!(
             "`{s}`: a template name is 1 to 64 characters of a-z, A-Z, 0-9, `_`, `-` and `.`"
         ));
     }
     Ok((name.to_string(), version))
-}
-
-/// Template names: what may appear in `template:NAME` and in a file's front matter.
-pub fn valid_template_name(n: &str) -> bool {
-    (1..=64).contains(&n.len())
-        && n.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// The template a request names, from `model` or the `template` field, with `variables`.

@@ -2,7 +2,6 @@
 
 pub mod embeddings;
 pub mod format;
-pub mod openai;
 pub mod parse;
 pub mod rag;
 pub mod render;

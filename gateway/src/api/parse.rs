@@ -1,8 +1,8 @@
 //! Turns an untrusted request body into a validated [`ChatRequest`].
 
-use super::openai::{ChatCompletionRequest, StopField, WireContent};
 use crate::domain::{ChatMessage, ChatRequest, Role, Sampling};
 use crate::error::ApiError;
+use crate::openai::{ChatCompletionRequest, StopField, WireContent};
 
 /// Largest `max_tokens` accepted; the engine caps at the model's context anyway.
 pub const MAX_TOKENS_LIMIT: i64 = 1 << 20;

@@ -5,14 +5,15 @@ use std::convert::Infallible;
 use axum::response::sse::Event;
 use futures::{Stream, StreamExt};
 
-use super::openai::{
+use crate::backends::BackendError;
+use crate::domain::{ChatEvent, Usage};
+use crate::error::ApiError;
+use crate::layers::ChatStream;
+use crate::openai::{
     AssistantMessage, ChatCompletion, ChatCompletionChunk, Choice, ChunkChoice, Delta,
     WireCalledFunction, WireFunctionDelta, WireSpeculative, WireToolCall, WireToolCallDelta,
     WireUsage,
 };
-use crate::backends::BackendError;
-use crate::domain::{ChatEvent, ChatStream, Usage};
-use crate::error::ApiError;
 
 /// What every object of one answer shares.
 #[derive(Debug, Clone)]

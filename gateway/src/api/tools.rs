@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::openai::{WireTool, WireToolCall};
 use crate::domain::{ToolChoice, ToolDef};
 use crate::error::ApiError;
+use crate::openai::{WireTool, WireToolCall};
 use crate::tools::prompt::{call_text, result_text};
 
 /// Most tools one request may offer.
@@ -184,7 +184,7 @@ impl CallLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::openai::{WireCalledFunction, WireFunction};
+    use crate::openai::{WireCalledFunction, WireFunction};
     use serde_json::json;
 
     fn wire(name: &str, parameters: Option<Value>) -> WireTool {

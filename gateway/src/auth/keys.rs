@@ -5,7 +5,7 @@
 
 use redis::AsyncCommands;
 
-use crate::config::{Limits, Role};
+use crate::config::{KeyRole, RateLimits};
 use crate::kv::{Feature, Kv, KvError};
 
 /// What Gatehouse knows of a key: never the key itself.
@@ -16,10 +16,10 @@ pub struct KeyRecord {
     /// Tenant the key belongs to.
     pub tenant: String,
     /// What it may do.
-    pub role: Role,
+    pub role: KeyRole,
     /// Limits of the key on top of its tenant's.
     #[serde(default)]
-    pub limits: Limits,
+    pub limits: RateLimits,
     /// A note for people (who or what uses it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -176,8 +176,8 @@ impl RedisKeys {
         Ok(record.unwrap_or(KeyRecord {
             id: id.to_string(),
             tenant: String::new(),
-            role: Role::User,
-            limits: Limits::default(),
+            role: KeyRole::User,
+            limits: RateLimits::default(),
             name: None,
             created_at: 0,
         }))

@@ -6,16 +6,11 @@ pub mod keys;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sha2::Digest;
-
-use crate::config::{AuthConfig, Config, FailMode, Limits, Role, TenantConfig, Tenants};
+use crate::config::{AuthConfig, Config, FailMode, KeyRole, RateLimits, TenantConfig, Tenants};
 use crate::kv::{Feature, Kv};
 pub use keys::{KeyRecord, RedisKeys};
 
-/// Lowercase hex SHA-256 of `key`, the form keys are stored and compared in.
-pub fn hash_key(key: &str) -> String {
-    hex::encode(sha2::Sha256::digest(key.trim().as_bytes()))
-}
+pub use crate::config::hash_key;
 
 /// Who a request is from, once its key is known.
 #[derive(Debug, Clone)]
@@ -27,9 +22,9 @@ pub struct Principal {
     /// The tenant's settings (its own entry or `*`).
     pub settings: Arc<TenantConfig>,
     /// What the key may do.
-    pub role: Role,
+    pub role: KeyRole,
     /// Limits of the key itself, on top of the tenant's.
-    pub key_limits: Limits,
+    pub key_limits: RateLimits,
 }
 
 /// Why a request was not authenticated.
@@ -200,10 +195,10 @@ mod tests {
         let auth = Authenticator::new(&c, None);
         let p = auth.authenticate(Some("gh_secret")).await.unwrap().unwrap();
         assert_eq!((p.key_id.as_str(), p.tenant.as_str()), ("a", "acme"));
-        assert_eq!(p.role, Role::User);
+        assert_eq!(p.role, KeyRole::User);
         assert_eq!(p.settings.limits.concurrent, Some(2));
         let q = auth.authenticate(Some("gh_other")).await.unwrap().unwrap();
-        assert_eq!((q.tenant.as_str(), q.role), ("other", Role::Admin));
+        assert_eq!((q.tenant.as_str(), q.role), ("other", KeyRole::Admin));
         assert_eq!(q.settings.id, "*");
         assert!(matches!(
             auth.authenticate(Some("gh_nope")).await,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use super::BackendError;
-use crate::domain::{BackendStream, ChatEvent, ChatRequest};
+use super::{BackendError, BackendStream};
+use crate::domain::{ChatEvent, ChatRequest};
 
 /// A loaded local model.
 pub struct LocalBackend {

@@ -8,7 +8,12 @@ pub mod sse;
 
 use axum::http::StatusCode;
 
-use crate::domain::{BackendStream, ChatRequest};
+use futures::stream::BoxStream;
+
+use crate::domain::{ChatEvent, ChatRequest};
+
+/// A backend's answer as a stream; dropping it cancels generation.
+pub type BackendStream = BoxStream<'static, Result<ChatEvent, BackendError>>;
 
 /// Errors of the backends area.
 #[derive(Debug, thiserror::Error)]

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use futures::Stream;
 use redis::AsyncCommands;
 
-use super::{Backend, BackendError};
-use crate::config::FailMode;
-use crate::domain::{BackendStream, ChatEvent, ChatRequest};
+use super::{Backend, BackendError, BackendStream};
+use crate::config::{FailMode, RoutingPolicy};
+use crate::domain::{ChatEvent, ChatRequest};
 use crate::kv::{Feature, Kv};
 use crate::metrics::Metrics;
-use crate::routing::{self, Load, LocalMap, Policy, Reason};
+use crate::routing::{self, Load, LocalMap, Reason};
 
 /// How long a backend that could not be reached is skipped.
 const DOWN_FOR: Duration = Duration::from_secs(5);
@@ -69,7 +69,7 @@ enum Map {
 pub struct Pool {
     model: String,
     members: Vec<Member>,
-    policy: Policy,
+    policy: RoutingPolicy,
     map: Map,
     next: AtomicUsize,
     metrics: Arc<Metrics>,
@@ -80,7 +80,7 @@ impl Pool {
     pub fn new(
         model: String,
         members: Vec<Member>,
-        policy: Policy,
+        policy: RoutingPolicy,
         kv: Option<(Kv, FailMode)>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -112,7 +112,7 @@ impl Pool {
                 .collect()
         };
         match self.policy {
-            Policy::RoundRobin => {
+            RoutingPolicy::RoundRobin => {
                 let n = self.members.len();
                 let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
                 let order: Vec<usize> = (0..n)
@@ -124,11 +124,11 @@ impl Pool {
                     Reason::Balance,
                 ))
             }
-            Policy::LeastLoaded => Ok((
+            RoutingPolicy::LeastLoaded => Ok((
                 rest(routing::least_loaded(&loads).unwrap_or(0)),
                 Reason::Balance,
             )),
-            Policy::Affinity => {
+            RoutingPolicy::Affinity => {
                 let prefix = routing::prefix_hash(req);
                 let ids: Vec<&str> = self.members.iter().map(|m| m.id.as_str()).collect();
                 let order = routing::rank(&prefix, &ids);

@@ -4,10 +4,10 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use super::sse::SseParser;
-use super::BackendError;
-use crate::api::openai::{ChatCompletion, ChatCompletionChunk};
+use super::{BackendError, BackendStream};
 use crate::config::RemoteModelConfig;
-use crate::domain::{BackendStream, ChatEvent, ChatRequest, FinishReason, Usage};
+use crate::domain::{ChatEvent, ChatRequest, FinishReason, Usage};
+use crate::openai::{ChatCompletion, ChatCompletionChunk};
 
 /// Client for one upstream model.
 pub struct RemoteBackend {

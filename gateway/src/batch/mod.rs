@@ -16,13 +16,13 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::api::render::{collect, Meta};
+use crate::app::{Services, Stores};
 use crate::config::Config;
 use crate::domain::{Caller, ChatRequest, ResponseFormat, TemplateCall};
 use crate::error::ApiError;
-use crate::http::AppState;
+use crate::layers::Domain;
 use crate::models::ModelState;
 use crate::prompts::Template;
-use crate::server::Stores;
 use input::{parse_line, Record};
 use output::Output;
 use progress::{Counts, Progress};
@@ -150,9 +150,9 @@ pub async fn run(
             "cut a partial last line off the output (an interrupted run)"
         );
     }
-    let state = AppState::new(Arc::new(config), stores);
-    state.models.load_local(|_, _| {}).await;
-    match state.models.get(&model).map(|s| s.state()) {
+    let services = Services::new(Arc::new(config), stores);
+    services.models.load_local(|_, _| {}).await;
+    match services.models.get(&model).map(|s| s.state()) {
         Some(ModelState::Ready(_)) => {}
         Some(ModelState::Failed(e)) => {
             return Err(BatchError::Setup(format!(
@@ -181,8 +181,9 @@ pub async fn run(
         .unwrap_or(max_concurrent)
         .clamp(1, max_concurrent + max_queue);
     let mut progress = Progress::new(todo.len(), opts.tty);
+    let audit = services.stores.audit.clone();
     let ctx = Arc::new(RunContext {
-        state,
+        domain: services.domain(),
         template,
         model,
         model_from_template: opts.model.is_none(),
@@ -206,7 +207,7 @@ pub async fn run(
         progress.update(&counts);
     }
     drop(results);
-    if let Some(audit) = ctx.state.audit.clone() {
+    if let Some(audit) = audit {
         let _ =
             tokio::task::spawn_blocking(move || audit.close(std::time::Duration::from_secs(30)))
                 .await;
@@ -219,7 +220,7 @@ pub async fn run(
 }
 
 struct RunContext {
-    state: Arc<AppState>,
+    domain: Domain,
     template: Arc<Template>,
     model: String,
     model_from_template: bool,
@@ -250,7 +251,7 @@ impl RunContext {
         };
         let started = Instant::now();
         let answer = async {
-            let stream = self.state.domain.clone().oneshot(req).await?;
+            let stream = self.domain.clone().oneshot(req).await?;
             collect(Meta::new(&self.model), stream).await
         }
         .await;

@@ -41,7 +41,7 @@ pub async fn run(args: BatchArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let mut stores = match crate::server::load_stores(&cfg) {
+    let mut stores = match crate::app::load_stores(&cfg) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gatehouse: {e}");
@@ -49,7 +49,7 @@ pub async fn run(args: BatchArgs) -> ExitCode {
         }
     };
     // Every record is audited like a request; the log is closed when the run ends.
-    stores.audit = match crate::server::open_audit(&cfg) {
+    stores.audit = match crate::app::open_audit(&cfg) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("gatehouse: {e}");

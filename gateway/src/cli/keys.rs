@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{load, ConfigArg};
 use crate::auth::keys::{generate_key, KeyRecord, KeysError, RedisKeys};
-use crate::config::{check_id, Config, Limits, Role};
+use crate::config::{check_id, Config, KeyRole, RateLimits};
 use crate::kv::{Feature, Kv};
 
 /// `gatehouse keys ...`.
@@ -141,7 +141,7 @@ pub async fn run(cmd: KeysCommand) -> ExitCode {
             if let Err(m) = check_id(&id) {
                 return fail(format!("--id: {m}"), 2);
             }
-            let limits = Limits {
+            let limits = RateLimits {
                 requests_per_minute,
                 burst,
                 tokens_per_minute,
@@ -168,9 +168,9 @@ pub async fn run(cmd: KeysCommand) -> ExitCode {
                 id,
                 tenant,
                 role: if role == "admin" {
-                    Role::Admin
+                    KeyRole::Admin
                 } else {
-                    Role::User
+                    KeyRole::User
                 },
                 limits,
                 name,
@@ -247,7 +247,7 @@ pub async fn run(cmd: KeysCommand) -> ExitCode {
 }
 
 /// `rpm=60 burst=6 tpm=1000 concurrent=2`, or `-`.
-fn describe_limits(l: &Limits) -> String {
+fn describe_limits(l: &RateLimits) -> String {
     let parts: Vec<String> = [
         l.requests_per_minute.map(|v| format!("rpm={v}")),
         l.burst.map(|v| format!("burst={v}")),

@@ -172,7 +172,7 @@ pub fn main() -> ExitCode {
                 for m in &cfg.models {
                     println!("model {}", describe(m));
                 }
-                match crate::server::load_stores(&cfg) {
+                match crate::app::load_stores(&cfg) {
                     Ok(stores) => {
                         match stores.policies {
                             Some(store) => {
@@ -321,21 +321,21 @@ fn describe_backend(m: &crate::config::ModelConfig) -> String {
 
 async fn serve(cfg: Config) -> ExitCode {
     // Before binding, so that scripts waiting for the address line see the failure instead.
-    let mut stores = match crate::server::load_stores(&cfg) {
+    let mut stores = match crate::app::load_stores(&cfg) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gatehouse: cannot start: {e}");
             return ExitCode::from(2);
         }
     };
-    stores.vectors = match crate::server::open_vectors(&cfg) {
+    stores.vectors = match crate::app::open_vectors(&cfg) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("gatehouse: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
-    stores.audit = match crate::server::open_audit(&cfg) {
+    stores.audit = match crate::app::open_audit(&cfg) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("gatehouse: cannot start: {e}");

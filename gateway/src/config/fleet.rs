@@ -11,6 +11,12 @@ use super::raw::{
 };
 use super::{key, Invalid, ModelConfig};
 
+/// Lowercase hex SHA-256 of `key`, the form keys are stored and compared in.
+pub fn hash_key(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.trim().as_bytes()))
+}
+
 /// `auth:` settings.
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
@@ -28,19 +34,19 @@ pub enum AuthConfig {
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Role {
+pub enum KeyRole {
     /// The API, scoped to the key's tenant.
     User,
     /// The API plus the admin endpoints.
     Admin,
 }
 
-impl Role {
+impl KeyRole {
     /// `user` or `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Role::User => "user",
-            Role::Admin => "admin",
+            KeyRole::User => "user",
+            KeyRole::Admin => "admin",
         }
     }
 }
@@ -55,14 +61,14 @@ pub struct ConfigKey {
     /// Tenant the key belongs to.
     pub tenant: String,
     /// What it may do.
-    pub role: Role,
+    pub role: KeyRole,
     /// Limits of this key on top of its tenant's.
-    pub limits: Limits,
+    pub limits: RateLimits,
 }
 
 /// Rate limits and quotas; `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Limits {
+pub struct RateLimits {
     /// Requests per minute (sustained rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u32>,
@@ -77,7 +83,7 @@ pub struct Limits {
     pub concurrent: Option<u32>,
 }
 
-impl Limits {
+impl RateLimits {
     /// No limit set.
     pub fn is_unlimited(&self) -> bool {
         self.requests_per_minute.is_none()
@@ -105,7 +111,7 @@ pub struct TenantConfig {
     /// Model ids the tenant may use; all when `None`.
     pub models: Option<Vec<String>>,
     /// Limits shared by all the tenant's keys.
-    pub limits: Limits,
+    pub limits: RateLimits,
 }
 
 impl TenantConfig {
@@ -293,7 +299,7 @@ fn validate_key(
             h
         }
         (None, Some(var)) => match vars.get(&var) {
-            Some(v) if !v.is_empty() => crate::auth::hash_key(v),
+            Some(v) if !v.is_empty() => hash_key(v),
             _ => {
                 return Err((
                     key(at, "key_env"),
@@ -316,7 +322,7 @@ fn validate_key(
         ));
     }
     let limits = match k.limits {
-        None => Limits::default(),
+        None => RateLimits::default(),
         Some(l) => validate_limits(l, &key(at, "limits"))?,
     };
     Ok(ConfigKey {
@@ -324,8 +330,8 @@ fn validate_key(
         sha256,
         tenant: k.tenant,
         role: match k.role.unwrap_or(RawRole::User) {
-            RawRole::User => Role::User,
-            RawRole::Admin => Role::Admin,
+            RawRole::User => KeyRole::User,
+            RawRole::Admin => KeyRole::Admin,
         },
         limits,
     })
@@ -374,7 +380,7 @@ pub(super) fn validate_tenants(
             }
         }
         let limits = match t.limits {
-            None => Limits::default(),
+            None => RateLimits::default(),
             Some(l) => validate_limits(l, &key(&at, "limits"))?,
         };
         let cfg = Arc::new(TenantConfig {
@@ -392,7 +398,7 @@ pub(super) fn validate_tenants(
     Ok(out)
 }
 
-fn validate_limits(l: RawLimits, at: &[Segment]) -> Result<Limits, Invalid> {
+fn validate_limits(l: RawLimits, at: &[Segment]) -> Result<RateLimits, Invalid> {
     let positive = |v: Option<u64>, name: &str| match v {
         Some(0) => Err((
             key(at, name),
@@ -416,7 +422,7 @@ fn validate_limits(l: RawLimits, at: &[Segment]) -> Result<Limits, Invalid> {
             "at most 6000000 (100000 per second)".to_string(),
         ));
     }
-    Ok(Limits {
+    Ok(RateLimits {
         requests_per_minute: l.requests_per_minute,
         burst: l.burst,
         tokens_per_minute: l.tokens_per_minute,

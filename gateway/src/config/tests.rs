@@ -300,7 +300,7 @@ fn keys_and_tenants_are_parsed() {
     assert_eq!(keys[0].sha256, crate::auth::hash_key("gh_app"));
     assert_eq!(keys[0].limits.requests_per_minute, Some(60));
     assert_eq!(keys[0].limits.effective_burst(), 6);
-    assert_eq!(keys[1].role, Role::Admin);
+    assert_eq!(keys[1].role, KeyRole::Admin);
     assert_eq!(keys[1].sha256, crate::auth::hash_key("hello"));
     let acme = c.tenants.get("acme").unwrap();
     assert_eq!(acme.policy.as_deref(), Some("strict"));
@@ -549,7 +549,7 @@ fn pooled_models_list_their_backends() {
     };
     assert_eq!(first.base_url, "http://a:1/v1");
     assert_eq!(m.replicas.len(), 1);
-    assert_eq!(m.routing, crate::routing::Policy::RoundRobin);
+    assert_eq!(m.routing, crate::config::RoutingPolicy::RoundRobin);
     let model = crate_dir().join("../models/smollm2-135m-instruct-q4_1.gguf");
     let local = |extra: &str| {
         format!(

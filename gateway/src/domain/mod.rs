@@ -1,21 +1,14 @@
-//! The domain stack: a tower `Service<ChatRequest>` whose layers each do one job.
-//!
-//! Today the stack is policy resolve → input guard → output guard → router
-//! (`crate::layers`); templates, cache, retrieval, tools and audit slot in as further layers
-//! (DESIGN.md, request flow).
+//! The domain types: a chat request as every door (HTTP, batch, CLI) hands it to the domain
+//! stack (`crate::layers`), its answer stream, and what the steps note on the way.
 
 pub mod admission;
-pub mod observe;
-pub mod router;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use futures::stream::BoxStream;
+use serde_json::Value;
 
 pub use engine::{ChatMessage, Constraint, FinishReason, Role, Sampling, Usage};
 
-use crate::backends::BackendError;
-use crate::error::ApiError;
 use crate::policy::{Decision, Policy, Redactor};
 
 /// A parsed, validated chat request, independent of the wire format.
@@ -144,6 +137,66 @@ impl ResponseFormat {
             ResponseFormat::JsonSchema { schema, .. } => Some(schema.clone()),
         }
     }
+
+    /// Parses OpenAI's `response_format`; a `json_schema` must carry a schema that compiles.
+    pub fn parse(v: Option<Value>) -> Result<Self, InvalidResponseFormat> {
+        let bad = |m: &str| InvalidResponseFormat(format!("response_format: {m}"));
+        let v = match v {
+            None | Some(Value::Null) => return Ok(ResponseFormat::Text),
+            Some(Value::Object(o)) => o,
+            Some(_) => return Err(bad("must be an object with a `type`")),
+        };
+        match v.get("type").and_then(Value::as_str) {
+            Some("text") => Ok(ResponseFormat::Text),
+            Some("json_object") => Ok(ResponseFormat::JsonObject),
+            Some("json_schema") => {
+                let Some(Value::Object(js)) = v.get("json_schema") else {
+                    return Err(bad(
+                        "`json_schema` must be an object with `name` and `schema`",
+                    ));
+                };
+                let name =
+                    match js.get("name") {
+                        Some(Value::String(n)) if valid_schema_name(n) => n.clone(),
+                        Some(Value::String(_)) => return Err(bad(
+                            "json_schema.name must be 1 to 64 characters of a-z, A-Z, 0-9, _ and -",
+                        )),
+                        _ => return Err(bad("json_schema.name is required")),
+                    };
+                if let Some(strict) = js.get("strict") {
+                    if !strict.is_boolean() && !strict.is_null() {
+                        return Err(bad("json_schema.strict must be a boolean"));
+                    }
+                }
+                let schema = match js.get("schema") {
+                    Some(s @ Value::Object(_)) => s.clone(),
+                    Some(_) => return Err(bad("json_schema.schema must be an object")),
+                    None => return Err(bad("json_schema.schema is required")),
+                };
+                if let Err(e) = jsonschema::validator_for(&schema) {
+                    return Err(bad(&format!(
+                        "json_schema.schema is not a valid JSON Schema: {e}"
+                    )));
+                }
+                Ok(ResponseFormat::JsonSchema { name, schema })
+            }
+            Some(other) => Err(bad(&format!(
+                "type `{other}` is not supported (text, json_object, json_schema)"
+            ))),
+            None => Err(bad("`type` is required")),
+        }
+    }
+}
+
+/// A `response_format` that cannot be served; the message names the field.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidResponseFormat(pub String);
+
+fn valid_schema_name(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A template named by the client: `model: "template:NAME[@VERSION]"` or the `template`
@@ -262,15 +315,24 @@ pub struct Caller {
 
 impl Caller {
     /// Refuses a model the caller's tenant may not use.
-    pub fn require_model(&self, model: &str) -> Result<(), ApiError> {
+    pub fn require_model(&self, model: &str) -> Result<(), ModelNotAllowed> {
         match &self.principal {
-            Some(p) if !p.settings.allows(model) => Err(ApiError::ModelNotAllowed {
+            Some(p) if !p.settings.allows(model) => Err(ModelNotAllowed {
                 model: model.to_string(),
                 tenant: p.tenant.clone(),
             }),
             _ => Ok(()),
         }
     }
+}
+
+/// A tenant asked for a model it may not use (HTTP 403 `model_not_allowed`).
+#[derive(Debug, Clone)]
+pub struct ModelNotAllowed {
+    /// Model id.
+    pub model: String,
+    /// Tenant id.
+    pub tenant: String,
 }
 
 /// Per-request guardrail state, shared by the layers and read back by the HTTP handler
@@ -342,10 +404,3 @@ pub enum ChatEvent {
         usage: Usage,
     },
 }
-
-/// A backend's answer as a stream; dropping it cancels generation.
-pub type BackendStream = BoxStream<'static, Result<ChatEvent, BackendError>>;
-
-/// A chat answer as the domain layers pass it on: backend errors, and guardrail blocks in
-/// the middle of a stream. Dropping it cancels generation.
-pub type ChatStream = BoxStream<'static, Result<ChatEvent, ApiError>>;

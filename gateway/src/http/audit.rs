@@ -10,8 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::auth::Caller;
-use super::middleware::is_probe;
+use super::auth::Authenticated;
 use super::AppState;
 use crate::audit::record::{now_ms, Activity, Class, Exchange, HttpRequest, Record, Url};
 use crate::audit::{Auditor, SlotCell};
@@ -31,9 +30,6 @@ pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: N
     let Some(auditor) = state.audit.clone() else {
         return next.run(req).await;
     };
-    if is_probe(req.uri().path()) {
-        return next.run(req).await;
-    }
     let Ok(slot) = auditor.admit() else {
         return ApiError::AuditUnavailable.into_response();
     };
@@ -67,8 +63,8 @@ pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: N
     }));
     let resp = next.run(req).await;
     if let Some(started) = pending.0.take() {
-        let principal = match resp.extensions().get::<Caller>() {
-            Some(Caller(Some(p))) => Some(p.clone()),
+        let principal = match resp.extensions().get::<Authenticated>() {
+            Some(Authenticated(Some(p))) => Some(p.clone()),
             _ => None,
         };
         let code = resp.extensions().get::<ErrorCode>().map(|c| c.0);

@@ -12,22 +12,22 @@ use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::handlers::bearer;
-use super::middleware::{guard_body, is_probe};
+use super::middleware::guard_body;
 use super::AppState;
 use crate::auth::{AuthError, Principal};
-use crate::config::Role;
+use crate::config::KeyRole;
 use crate::error::ApiError;
-use crate::limits::{Admission, LimitError, Scope, ScopeKind, Window};
+use crate::limits::{Grant, LimitError, Scope, ScopeKind, Window};
 
 /// The authenticated caller, in request extensions; `None` inside under `auth: none`.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Option<Arc<Principal>>);
+pub struct Authenticated(pub Option<Arc<Principal>>);
 
-impl Caller {
+impl Authenticated {
     /// Refuses unless the caller may use admin endpoints (any caller under `auth: none`).
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match &self.0 {
-            Some(p) if p.role != Role::Admin => Err(ApiError::AdminRequired),
+            Some(p) if p.role != KeyRole::Admin => Err(ApiError::AdminRequired),
             _ => Ok(()),
         }
     }
@@ -39,6 +39,7 @@ impl Caller {
             ..Default::default()
         }
         .require_model(model)
+        .map_err(ApiError::from)
     }
 }
 
@@ -58,18 +59,18 @@ impl TokenMeter {
     }
 }
 
-/// Resolves the bearer key to a [`Caller`]; 401 for a missing or unknown key.
+/// Resolves the bearer key to an [`Authenticated`]; 401 for a missing or unknown key.
 pub async fn authenticate(
     State(state): State<Arc<AppState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let path = req.uri().path();
-    if is_probe(path) || path == super::audit_page::LOGIN_PATH {
+    if path == super::admin::session::LOGIN_PATH {
         return next.run(req).await;
     }
     // The review page's browser sends its admin key in a cookie set by the login form.
-    let key = bearer(&req).or_else(|| super::audit_page::cookie_key(&req));
+    let key = bearer(&req).or_else(|| super::admin::session::cookie_key(&req));
     let browser_page = path.starts_with("/admin/") && req.method() == axum::http::Method::GET;
     let result = state
         .auth
@@ -78,14 +79,14 @@ pub async fn authenticate(
         .await;
     match result {
         Ok(p) => {
-            let caller = Caller(p.map(Arc::new));
+            let caller = Authenticated(p.map(Arc::new));
             req.extensions_mut().insert(caller.clone());
             let mut resp = next.run(req).await;
             // For the HTTP audit record, which runs outside this middleware.
             resp.extensions_mut().insert(caller);
             resp
         }
-        Err(AuthError::Missing) if browser_page => super::audit_page::login_redirect(),
+        Err(AuthError::Missing) if browser_page => super::admin::session::login_redirect(),
         Err(e) => {
             state
                 .metrics
@@ -129,7 +130,7 @@ pub async fn rate_limit(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(Caller(Some(p))) = req.extensions().get::<Caller>().cloned() else {
+    let Some(Authenticated(Some(p))) = req.extensions().get::<Authenticated>().cloned() else {
         return next.run(req).await;
     };
     let scopes = scopes(&p);
@@ -158,7 +159,7 @@ pub async fn rate_limit(
     };
     let meter = TokenMeter::default();
     req.extensions_mut().insert(meter.clone());
-    let Admission {
+    let Grant {
         requests,
         tokens,
         lease,

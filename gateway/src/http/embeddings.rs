@@ -7,7 +7,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::auth::{Caller, TokenMeter};
+use super::auth::{Authenticated, TokenMeter};
 use super::handlers::read_body;
 use super::middleware::ModelLabel;
 use super::AppState;
@@ -21,9 +21,9 @@ pub async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Res
     let mut label = None;
     let caller = req
         .extensions()
-        .get::<Caller>()
+        .get::<Authenticated>()
         .cloned()
-        .unwrap_or(Caller(None));
+        .unwrap_or(Authenticated(None));
     let meter = req.extensions().get::<TokenMeter>().cloned();
     let result = async {
         if state.draining.load(Ordering::SeqCst) {

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde_json::json;
 use tower::ServiceExt;
 
-use super::auth::{Caller, TokenMeter};
+use super::auth::{Authenticated, TokenMeter};
 use super::middleware::ModelLabel;
 use super::{AppState, REQUEST_ID};
 use crate::api::parse;
@@ -56,7 +56,10 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         .unwrap_or_default()
         .to_string();
     let api_key = bearer(&req).map(|t| format!("sha256:{}", crate::auth::hash_key(t)));
-    let principal = req.extensions().get::<Caller>().and_then(|c| c.0.clone());
+    let principal = req
+        .extensions()
+        .get::<Authenticated>()
+        .and_then(|c| c.0.clone());
     let meter = req.extensions().get::<TokenMeter>().cloned();
     let audit_slot = req
         .extensions()
@@ -260,9 +263,9 @@ pub async fn list_models(
 ) -> Json<serde_json::Value> {
     let caller = req
         .extensions()
-        .get::<Caller>()
+        .get::<Authenticated>()
         .cloned()
-        .unwrap_or(Caller(None));
+        .unwrap_or(Authenticated(None));
     let data: Vec<_> = state
         .models
         .all()

@@ -104,17 +104,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Nex
     )
 }
 
-/// Health, readiness and metrics: exempt from limits and keys.
-pub(super) fn is_probe(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
-}
-
-/// `server.max_in_flight` (503 past it) and `server.request_timeout_secs` (504). Probes are
-/// exempt, so a saturated server still reports its health.
+/// `server.max_in_flight` (503 past it) and `server.request_timeout_secs` (504). Probes sit
+/// beside this layer (`crate::app::http_router`), so a saturated server still reports its
+/// health.
 pub async fn limits(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if is_probe(req.uri().path()) {
-        return next.run(req).await;
-    }
     let server = &state.config.server;
     let prev = state.in_flight.fetch_add(1, Ordering::SeqCst);
     struct Slot(Arc<AppState>);

@@ -8,11 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::auth::Caller;
+use super::auth::Authenticated;
 use super::handlers::read_body;
 use super::AppState;
 use crate::api::rag;
-use crate::config::Role;
+use crate::config::KeyRole;
 use crate::error::ApiError;
 use crate::rag::{Rag, DEFAULT_TENANT};
 
@@ -20,23 +20,23 @@ use crate::rag::{Rag, DEFAULT_TENANT};
 async fn body_of(
     state: &AppState,
     req: Request,
-) -> Result<(bytes::Bytes, &Arc<Rag>, Caller), ApiError> {
+) -> Result<(bytes::Bytes, &Arc<Rag>, Authenticated), ApiError> {
     let caller = req
         .extensions()
-        .get::<Caller>()
+        .get::<Authenticated>()
         .cloned()
-        .unwrap_or(Caller(None));
+        .unwrap_or(Authenticated(None));
     let rag = state.rag.as_ref().ok_or(ApiError::RagDisabled)?;
     let body = read_body(req, state.config.server.body_limit_bytes).await?;
     Ok((body, rag, caller))
 }
 
 /// The tenant a request acts for: `asked` if the caller may act for it, else its own.
-fn tenant_for(caller: &Caller, asked: Option<String>) -> Result<String, ApiError> {
+fn tenant_for(caller: &Authenticated, asked: Option<String>) -> Result<String, ApiError> {
     match (&caller.0, asked) {
         (None, asked) => Ok(asked.unwrap_or_else(|| DEFAULT_TENANT.to_string())),
         (Some(p), None) => Ok(p.tenant.clone()),
-        (Some(p), Some(a)) if a == p.tenant || p.role == Role::Admin => Ok(a),
+        (Some(p), Some(a)) if a == p.tenant || p.role == KeyRole::Admin => Ok(a),
         (Some(p), Some(a)) => Err(ApiError::TenantMismatch {
             own: p.tenant.clone(),
             asked: a,

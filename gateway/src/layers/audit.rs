@@ -7,94 +7,62 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures::future::{BoxFuture, FutureExt};
 use futures::Stream;
 
 use crate::audit::record::{
-    now_ms, Activity, Class, DecisionRecord, Exchange, HttpRequest, PolicyRef, Record,
-    RetrievalRecord, Tokens, ToolCallRecord, Url,
+    now_ms, Activity, CitationRecord, Class, DecisionRecord, Exchange, HttpRequest, PolicyRef,
+    Record, RetrievalRecord, Tokens, ToolCallRecord, Url,
 };
 use crate::audit::{Auditor, Slot};
-use crate::domain::{ChatEvent, ChatRequest, ChatStream, GuardContext, Trail, Usage};
+use crate::domain::{ChatEvent, ChatRequest, GuardContext, RetrievalRun, Trail, Usage};
 use crate::error::ApiError;
-use crate::policy::Action;
+use crate::layers::step::{Next, Step};
+use crate::layers::ChatStream;
+use crate::policy::{Action, Decision};
 
-/// Layer of [`Audit`]; `None` turns it off.
-#[derive(Clone)]
-pub struct AuditLayer {
+/// See the module docs; `None` turns it off.
+pub struct Audit {
     auditor: Option<Arc<Auditor>>,
 }
 
-impl AuditLayer {
+impl Audit {
     /// Writes to `auditor`.
     pub fn new(auditor: Option<Arc<Auditor>>) -> Self {
         Self { auditor }
     }
 }
 
-impl<S> tower::Layer<S> for AuditLayer {
-    type Service = Audit<S>;
+impl Step for Audit {
+    const NAME: &'static str = "audit";
 
-    fn layer(&self, inner: S) -> Audit<S> {
-        Audit {
-            inner,
-            auditor: self.auditor.clone(),
-        }
-    }
-}
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct Audit<S> {
-    inner: S,
-    auditor: Option<Arc<Auditor>>,
-}
-
-impl<S> tower::Service<ChatRequest> for Audit<S>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
-    S::Future: Send + 'static,
-{
-    type Response = ChatStream;
-    type Error = ApiError;
-    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
+    async fn call(&self, req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
         let Some(auditor) = self.auditor.clone() else {
-            return self.inner.call(req).boxed();
+            return next.run(req).await;
         };
-        let slot = match req.audit_slot.take().map_or_else(|| auditor.admit(), Ok) {
-            Ok(s) => s,
-            Err(_) => {
-                return futures::future::ready(Err(ApiError::AuditUnavailable)).boxed();
-            }
-        };
+        let slot = req
+            .audit_slot
+            .take()
+            .map_or_else(|| auditor.admit(), Ok)
+            .map_err(|_| ApiError::AuditUnavailable)?;
+        // Writes a `cancelled` record if this future is dropped before the answer comes.
         let mut unanswered = Unanswered(Some(Pending {
             draft: Draft::new(&req),
             auditor,
             slot,
         }));
-        let fut = self.inner.call(req);
-        async move {
-            let result = fut.await;
-            let pending = unanswered.0.take().expect("taken once, here");
-            match result {
-                Err(e) => {
-                    pending.write(Ending::Error(&e), &Seen::default());
-                    Err(e)
-                }
-                Ok(stream) => Ok(Box::pin(Audited {
-                    inner: stream,
-                    pending: Some(pending),
-                    seen: Seen::default(),
-                }) as ChatStream),
+        let result = next.run(req).await;
+        let pending = unanswered.0.take().expect("taken once, here");
+        match result {
+            Err(e) => {
+                pending.write(Ending::Error(&e), &Seen::default());
+                Err(e)
             }
+            Ok(stream) => Ok(Box::pin(Audited {
+                inner: stream,
+                pending: Some(pending),
+                seen: Seen::default(),
+            }) as ChatStream),
         }
-        .boxed()
     }
 }
 
@@ -218,8 +186,8 @@ impl Draft {
                 *u.redactions.entry(d.entity.clone()).or_default() += 1;
             }
         }
-        u.decisions = decisions.iter().map(DecisionRecord::from).collect();
-        u.retrieval = trail.retrieval.as_ref().map(RetrievalRecord::from);
+        u.decisions = decisions.iter().map(decision_record).collect();
+        u.retrieval = trail.retrieval.as_ref().map(retrieval_record);
         u.tool_calls = trail
             .tool_runs
             .iter()
@@ -347,5 +315,46 @@ impl Drop for Audited {
     fn drop(&mut self) {
         // Dropped before its end: the client went away.
         self.write(Ending::Cancelled);
+    }
+}
+
+/// A guardrail decision as the audit log stores it.
+fn decision_record(d: &Decision) -> DecisionRecord {
+    DecisionRecord {
+        policy: d.policy.to_string(),
+        rule: d.rule.to_string(),
+        kind: d.kind.as_str().into(),
+        stage: d.stage.as_str().into(),
+        action: d.action.as_str().into(),
+        severity: d.severity.as_str().into(),
+        entity: d.entity.clone(),
+        message: d.message,
+        start: d.start,
+        end: d.end,
+        score: d.score,
+        placeholder: d.placeholder.clone(),
+        detail: d.detail.clone(),
+    }
+}
+
+/// A retrieval as the audit log stores it.
+fn retrieval_record(r: &RetrievalRun) -> RetrievalRecord {
+    RetrievalRecord {
+        collection: r.collection.clone(),
+        status: r.status.into(),
+        citations: r
+            .citations
+            .iter()
+            .map(|c| CitationRecord {
+                id: c.id,
+                source: c.source.clone(),
+                chunk: c.chunk,
+                score: c.score,
+                point_id: c.point_id,
+            })
+            .collect(),
+        dropped: r.dropped.clone(),
+        error: r.error.clone(),
+        elapsed_ms: r.elapsed_ms,
     }
 }

@@ -4,128 +4,91 @@
 //! is blocked by an output rule or is dropped by the client leaves nothing behind.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 
 use crate::cache::{cache_key, cacheable, CachedEvent, CachedRetrieval, Entry, ResponseCache};
 use crate::config::FailMode;
-use crate::domain::{ChatEvent, ChatRequest, ChatStream, RetrievalRun, ToolCall, Usage};
+use crate::domain::{ChatEvent, ChatRequest, RetrievalRun, ToolCall, Usage};
 use crate::error::ApiError;
+use crate::layers::step::{Next, Step};
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 
-/// Layer of [`Cache`]; `None` turns it off.
-#[derive(Clone)]
-pub struct CacheLayer {
+/// See the module docs; `None` turns it off.
+pub struct Cache {
     cache: Option<Arc<ResponseCache>>,
     metrics: Arc<Metrics>,
 }
 
-impl CacheLayer {
+impl Cache {
     /// Caches in `cache`.
     pub fn new(cache: Option<Arc<ResponseCache>>, metrics: Arc<Metrics>) -> Self {
         Self { cache, metrics }
     }
-}
 
-impl<S> tower::Layer<S> for CacheLayer {
-    type Service = Cache<S>;
-
-    fn layer(&self, inner: S) -> Cache<S> {
-        Cache {
-            inner,
-            shared: self.clone(),
-        }
+    fn count(&self, result: &str) {
+        self.metrics.fleet.cache.with_label_values(&[result]).inc();
     }
 }
 
-/// See the module docs.
-#[derive(Clone)]
-pub struct Cache<S> {
-    inner: S,
-    shared: CacheLayer,
-}
+impl Step for Cache {
+    const NAME: &'static str = "cache";
 
-impl<S> tower::Service<ChatRequest> for Cache<S>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = ChatStream;
-    type Error = ApiError;
-    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
-        let Some(cache) = self.shared.cache.clone() else {
-            return self.inner.call(req).boxed();
-        };
-        let metrics = self.shared.metrics.clone();
-        let count = move |result: &str| {
-            metrics.fleet.cache.with_label_values(&[result]).inc();
+    async fn call(&self, req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
+        let Some(cache) = self.cache.clone() else {
+            return next.run(req).await;
         };
         if cacheable(&req, cache.config()).is_err() {
             req.trail.update(|t| t.cache = Some("bypass"));
-            count("bypass");
-            return self.inner.call(req).boxed();
+            self.count("bypass");
+            return next.run(req).await;
         }
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
-        async move {
-            let key = cache_key(&req);
-            let control = req.cache_control;
-            if !control.no_cache {
-                match cache.get(&key).await {
-                    Ok(Some(entry)) => {
-                        count("hit");
-                        req.trail.update(|t| {
-                            t.cache = Some("hit");
-                            t.retrieval = entry.retrieval.clone().map(retrieval_run);
-                        });
-                        return Ok(replay(entry));
+        let key = cache_key(&req);
+        let control = req.cache_control;
+        if !control.no_cache {
+            match cache.get(&key).await {
+                Ok(Some(entry)) => {
+                    self.count("hit");
+                    req.trail.update(|t| {
+                        t.cache = Some("hit");
+                        t.retrieval = entry.retrieval.clone().map(retrieval_run);
+                    });
+                    return Ok(replay(entry));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.count("error");
+                    if cache.on_error() == FailMode::Closed {
+                        return Err(ApiError::CacheUnavailable(e.to_string()));
                     }
-                    Ok(None) => {}
-                    Err(e) => {
-                        count("error");
-                        if cache.on_error() == FailMode::Closed {
-                            return Err(ApiError::CacheUnavailable(e.to_string()));
-                        }
-                        // Served without the cache; storing would fail the same way.
-                        req.trail.update(|t| t.cache = Some("bypass"));
-                        return inner.call(req).await;
-                    }
+                    // Served without the cache; storing would fail the same way.
+                    req.trail.update(|t| t.cache = Some("bypass"));
+                    return next.run(req).await;
                 }
             }
-            count(if control.no_cache { "bypass" } else { "miss" });
-            req.trail
-                .update(|t| t.cache = Some(if control.no_cache { "bypass" } else { "miss" }));
-            let trail = req.trail.clone();
-            let answer = inner.call(req).await?;
-            if control.no_store {
-                return Ok(answer);
-            }
-            Ok(record(answer, move |mut entry| {
-                entry.retrieval = trail.snapshot().retrieval.map(|r| CachedRetrieval {
-                    collection: r.collection,
-                    tenant: r.tenant,
-                    status: r.status.to_string(),
-                    citations: r.citations,
-                });
-                tokio::spawn(async move {
-                    if let Err(e) = cache.put(&key, &entry).await {
-                        tracing::debug!(error = %e, "response not cached");
-                    }
-                });
-            }))
         }
-        .boxed()
+        let result = if control.no_cache { "bypass" } else { "miss" };
+        self.count(result);
+        req.trail.update(|t| t.cache = Some(result));
+        let trail = req.trail.clone();
+        let answer = next.run(req).await?;
+        if control.no_store {
+            return Ok(answer);
+        }
+        Ok(record(answer, move |mut entry| {
+            entry.retrieval = trail.snapshot().retrieval.map(|r| CachedRetrieval {
+                collection: r.collection,
+                tenant: r.tenant,
+                status: r.status.to_string(),
+                citations: r.citations,
+            });
+            tokio::spawn(async move {
+                if let Err(e) = cache.put(&key, &entry).await {
+                    tracing::debug!(error = %e, "response not cached");
+                }
+            });
+        }))
     }
 }
 

@@ -7,71 +7,40 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::{BoxFuture, FutureExt};
 use futures::{Stream, StreamExt};
 
-use crate::domain::{ChatEvent, ChatRequest, ChatStream, Constraint, FinishReason, ResponseFormat};
+use crate::domain::{ChatEvent, ChatRequest, Constraint, FinishReason, ResponseFormat};
 use crate::error::ApiError;
+use crate::layers::step::{Next, Step};
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 
-/// Layer of [`StructuredOutput`].
-#[derive(Clone)]
-pub struct StructuredOutputLayer {
+/// See the module docs.
+pub struct StructuredOutput {
     metrics: Arc<Metrics>,
 }
 
-impl StructuredOutputLayer {
+impl StructuredOutput {
     /// Counts valid and invalid answers in `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self { metrics }
     }
 }
 
-impl<S> tower::Layer<S> for StructuredOutputLayer {
-    type Service = StructuredOutput<S>;
+impl Step for StructuredOutput {
+    const NAME: &'static str = "structured_output";
 
-    fn layer(&self, inner: S) -> StructuredOutput<S> {
-        StructuredOutput {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct StructuredOutput<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S> tower::Service<ChatRequest> for StructuredOutput<S>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
-    S::Future: Send + 'static,
-{
-    type Response = ChatStream;
-    type Error = ApiError;
-    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: ChatRequest) -> Self::Future {
+    async fn call(&self, mut req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
         let Some(schema) = req.response_format.schema() else {
-            return self.inner.call(req).boxed();
+            return next.run(req).await;
         };
-        let validator = match jsonschema::validator_for(&schema) {
-            Ok(v) => Arc::new(v),
-            Err(e) => {
-                let e = ApiError::InvalidRequest {
+        let validator =
+            Arc::new(
+                jsonschema::validator_for(&schema).map_err(|e| ApiError::InvalidRequest {
                     param: "response_format",
                     message: format!("response_format: not a valid JSON Schema: {e}"),
-                };
-                return futures::future::ready(Err(e)).boxed();
-            }
-        };
+                })?,
+            );
         // A tool layer may already constrain the answer to a tool call.
         if req.constraint.is_none() {
             req.constraint = Constraint::JsonSchema(schema);
@@ -81,21 +50,17 @@ where
             _ => "json_schema",
         };
         let counter = self.metrics.shaping.structured.clone();
-        let fut = self.inner.call(req);
-        async move {
-            let stream = fut.await?;
-            Ok(Validated {
-                inner: Some(stream),
-                validator,
-                text: String::new(),
-                count: Box::new(move |valid| {
-                    let result = if valid { "valid" } else { "invalid" };
-                    counter.with_label_values(&[format, result]).inc();
-                }),
-            }
-            .boxed())
+        let stream = next.run(req).await?;
+        Ok(Validated {
+            inner: Some(stream),
+            validator,
+            text: String::new(),
+            count: Box::new(move |valid| {
+                let result = if valid { "valid" } else { "invalid" };
+                counter.with_label_values(&[format, result]).inc();
+            }),
         }
-        .boxed()
+        .boxed())
     }
 }
 

@@ -3,50 +3,26 @@
 //! policy is chosen for the real model and the input guard checks the rendered text.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures::future::{BoxFuture, FutureExt};
-
-use crate::domain::{ChatRequest, ChatStream};
+use super::step::{Next, Step};
+use crate::domain::ChatRequest;
 use crate::error::ApiError;
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 use crate::prompts::{TemplateError, TemplateStore};
 
-/// Layer of [`TemplateRender`]; `store` is `None` when the config has no `prompts:`.
-#[derive(Clone)]
-pub struct TemplateLayer {
+/// See the module docs; `store` is `None` when the config has no `prompts:`.
+pub struct TemplateRender {
     store: Option<Arc<TemplateStore>>,
     metrics: Arc<Metrics>,
 }
 
-impl TemplateLayer {
+impl TemplateRender {
     /// Renders from `store`, counting renders in `metrics`.
     pub fn new(store: Option<Arc<TemplateStore>>, metrics: Arc<Metrics>) -> Self {
         Self { store, metrics }
     }
-}
 
-impl<S> tower::Layer<S> for TemplateLayer {
-    type Service = TemplateRender<S>;
-
-    fn layer(&self, inner: S) -> TemplateRender<S> {
-        TemplateRender {
-            inner,
-            store: self.store.clone(),
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct TemplateRender<S> {
-    inner: S,
-    store: Option<Arc<TemplateStore>>,
-    metrics: Arc<Metrics>,
-}
-
-impl<S> TemplateRender<S> {
     fn prepare(&self, req: &mut ChatRequest) -> Result<(), TemplateError> {
         let Some(call) = req.template.take() else {
             return Ok(());
@@ -62,20 +38,10 @@ impl<S> TemplateRender<S> {
     }
 }
 
-impl<S> tower::Service<ChatRequest> for TemplateRender<S>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
-    S::Future: Send + 'static,
-{
-    type Response = ChatStream;
-    type Error = ApiError;
-    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
+impl Step for TemplateRender {
+    const NAME: &'static str = "template";
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: ChatRequest) -> Self::Future {
+    async fn call(&self, mut req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
         let asked = req.template.as_ref().map(|t| t.name.clone());
         let outcome = self.prepare(&mut req);
         if let Some(asked) = asked {
@@ -93,9 +59,7 @@ where
                 .with_label_values(&[&label, result])
                 .inc();
         }
-        if let Err(e) = outcome {
-            return futures::future::ready(Err(ApiError::Template(e))).boxed();
-        }
-        self.inner.call(req).boxed()
+        outcome.map_err(ApiError::Template)?;
+        next.run(req).await
     }
 }

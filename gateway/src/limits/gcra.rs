@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::config::Limits;
+use crate::config::RateLimits;
 
 /// A minute, in the microseconds the state is kept in.
 pub const MINUTE_US: f64 = 60_000_000.0;
@@ -55,7 +55,7 @@ pub struct Spec {
 
 impl Spec {
     /// From configured limits.
-    pub fn from_limits(l: &Limits) -> Self {
+    pub fn from_limits(l: &RateLimits) -> Self {
         let rpm = u64::from(l.requests_per_minute.unwrap_or(0));
         let tpm = l.tokens_per_minute.unwrap_or(0);
         Self {
@@ -218,10 +218,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn spec(rpm: u32, burst: u32) -> Spec {
-        Spec::from_limits(&Limits {
+        Spec::from_limits(&RateLimits {
             requests_per_minute: Some(rpm),
             burst: Some(burst),
-            ..Limits::default()
+            ..RateLimits::default()
         })
     }
 
@@ -261,9 +261,9 @@ mod tests {
 
     #[test]
     fn tokens_are_checked_before_and_charged_after() {
-        let s = Spec::from_limits(&Limits {
+        let s = Spec::from_limits(&RateLimits {
             tokens_per_minute: Some(600), // 100 ms per token
-            ..Limits::default()
+            ..RateLimits::default()
         });
         let mut st = State::default();
         assert!(admit(&s, &mut st, 0.0));
@@ -284,9 +284,9 @@ mod tests {
 
     #[test]
     fn concurrency_is_a_count_of_leases() {
-        let s = Spec::from_limits(&Limits {
+        let s = Spec::from_limits(&RateLimits {
             concurrent: Some(2),
-            ..Limits::default()
+            ..RateLimits::default()
         });
         let mut st = State::default();
         assert!(admit(&s, &mut st, 0.0));

@@ -62,20 +62,20 @@ impl MemoryLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Limits;
+    use crate::config::RateLimits;
 
     #[test]
     fn a_refusal_in_one_scope_counts_in_none() {
         let m = MemoryLimiter::default();
-        let tenant = Spec::from_limits(&Limits {
+        let tenant = Spec::from_limits(&RateLimits {
             requests_per_minute: Some(60),
             burst: Some(5),
-            ..Limits::default()
+            ..RateLimits::default()
         });
-        let key = Spec::from_limits(&Limits {
+        let key = Spec::from_limits(&RateLimits {
             requests_per_minute: Some(60),
             burst: Some(1),
-            ..Limits::default()
+            ..RateLimits::default()
         });
         let scopes = vec![("t".to_string(), tenant), ("k".to_string(), key)];
         assert!(matches!(

@@ -13,7 +13,7 @@ mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{FailMode, Limits};
+use crate::config::{FailMode, RateLimits};
 use crate::kv::Kv;
 use crate::metrics::Metrics;
 
@@ -48,7 +48,7 @@ pub struct Scope {
     /// Key id, for [`ScopeKind::Key`].
     pub key: Option<String>,
     /// Its limits.
-    pub limits: Limits,
+    pub limits: RateLimits,
 }
 
 impl Scope {
@@ -91,7 +91,7 @@ pub enum LimitError {
 
 /// An admitted request: what to report in headers, and what to settle when it ends.
 #[derive(Debug)]
-pub struct Admission {
+pub struct Grant {
     /// Requests window of the scope with the fewest left, with its limit.
     pub requests: Option<(u64, Window)>,
     /// Tokens window of the scope with the fewest left, with its limit.
@@ -153,7 +153,7 @@ impl RateLimiter {
     }
 
     /// Checks and counts a request against `scopes` (all or nothing).
-    pub async fn admit(&self, scopes: &[Scope]) -> Result<Admission, LimitError> {
+    pub async fn admit(&self, scopes: &[Scope]) -> Result<Grant, LimitError> {
         let specs: Vec<(String, Spec)> = scopes
             .iter()
             .filter(|s| !s.limits.is_unlimited())
@@ -203,7 +203,7 @@ impl RateLimiter {
                         .filter_map(|(w, (_, s))| f(w).map(|w| (s.limit_of(kind), w)))
                         .min_by_key(|(_, w)| w.remaining)
                 };
-                Ok(Admission {
+                Ok(Grant {
                     requests: pick(|w| w.requests, LimitKind::Requests),
                     tokens: pick(|w| w.tokens, LimitKind::Tokens),
                     lease: Lease {

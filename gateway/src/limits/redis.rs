@@ -143,7 +143,7 @@ mod tests {
     use super::super::gcra::{Admit, Spec};
     use super::super::memory::MemoryLimiter;
     use super::*;
-    use crate::config::{FailMode, Limits, OnError, RedisConfig};
+    use crate::config::{FailMode, OnError, RateLimits, RedisConfig};
 
     fn kv() -> Kv {
         let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
@@ -203,13 +203,13 @@ mod tests {
             let _in_rt = rt.enter();
             let kv = kv();
             let mem = MemoryLimiter::default();
-            let tenant = Spec::from_limits(&Limits {
+            let tenant = Spec::from_limits(&RateLimits {
                 requests_per_minute: Some(rpm),
                 burst: Some(burst),
                 tokens_per_minute: Some(tpm),
                 concurrent: Some(conc),
             });
-            let key = Spec::from_limits(&Limits { concurrent: Some(conc.saturating_sub(1).max(1)), ..Limits::default() });
+            let key = Spec::from_limits(&RateLimits { concurrent: Some(conc.saturating_sub(1).max(1)), ..RateLimits::default() });
             let all = [("{t}:t".to_string(), tenant), ("{t}:k:a".to_string(), key)];
             let mut now = 1.7e15;
             let mut leases: Vec<(String, usize)> = Vec::new();

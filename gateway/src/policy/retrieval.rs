@@ -69,7 +69,7 @@ impl Retrieval {
             Some("refuse") => OnBlocked::Refuse,
             Some(o) => return Err(("on_blocked", format!("`{o}`: expected drop or refuse"))),
         };
-        if !crate::rag::store::valid_collection_name(&r.collection) {
+        if !crate::config::valid_collection_name(&r.collection) {
             return Err((
                 "collection",
                 format!(

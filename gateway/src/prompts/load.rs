@@ -10,9 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Blocks, Template, TemplateSet};
-use crate::api::format::{response_format, valid_template_name};
 use crate::config::locate::Segment;
-use crate::domain::Sampling;
+use crate::domain::{ResponseFormat, Sampling};
 use crate::policy::load::{invalid, json_path, yaml, yaml_files, PolicyError as FileError};
 
 #[derive(Debug, Deserialize)]
@@ -186,7 +185,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Template, Vec<FileError>> {
         let p = json_path(&e.path().to_string());
         err(&p, e.into_inner().to_string())
     })?;
-    if !valid_template_name(&raw.name) {
+    if !super::valid_template_name(&raw.name) {
         return Err(err(
             &key("name"),
             "1 to 64 characters of a-z, A-Z, 0-9, `_`, `-` and `.`".into(),
@@ -208,7 +207,8 @@ pub fn parse(path: &Path, src: &str) -> Result<Template, Vec<FileError>> {
         None => Default::default(),
         Some(rf) => {
             let v = format_value(path, rf).map_err(|(k, m)| err(&k, m))?;
-            response_format(Some(v)).map_err(|e| err(&key("response_format"), e.to_string()))?
+            ResponseFormat::parse(Some(v))
+                .map_err(|e| err(&key("response_format"), e.to_string()))?
         }
     };
     let (env, blocks) = body_env(path, body_line, body).map_err(|e| vec![e])?;

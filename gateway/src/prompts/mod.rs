@@ -165,3 +165,10 @@ pub enum TemplateError {
         message: String,
     },
 }
+
+/// Template names: what may appear in `template:NAME` and in a file's front matter.
+pub fn valid_template_name(n: &str) -> bool {
+    (1..=64).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}

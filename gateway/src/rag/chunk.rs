@@ -4,24 +4,7 @@
 //! sentence too long between words. Consecutive chunks of one section share an overlap of
 //! whole sentences, so a fact that straddles a cut is found from either side.
 
-/// How long chunks are, in the embedding model's tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkSize {
-    /// Most tokens in a chunk (its heading path included).
-    pub max_tokens: usize,
-    /// Tokens of the previous chunk repeated at the start of the next, within a section.
-    pub overlap_tokens: usize,
-}
-
-impl Default for ChunkSize {
-    /// MiniLM reads 256 tokens; 200 leaves room for the heading path.
-    fn default() -> Self {
-        Self {
-            max_tokens: 200,
-            overlap_tokens: 40,
-        }
-    }
-}
+pub use crate::config::ChunkSize;
 
 /// A passage ready to embed.
 #[derive(Debug, Clone, PartialEq, Eq)]

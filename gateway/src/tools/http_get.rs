@@ -14,24 +14,7 @@ pub struct HttpGet {
     client: reqwest::Client,
 }
 
-/// Parses and normalises an allowlist prefix: http(s), a host, a path ending in `/`, so
-/// that `https://a.example/docs/` cannot match `https://a.example/docs-private` or
-/// `https://a.example.evil.test/`.
-pub fn normalise_prefix(p: &str) -> Result<String, String> {
-    let url = Url::parse(p).map_err(|e| format!("`{p}` is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("`{p}`: only http:// and https:// URLs with a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("`{p}`: credentials in URLs are not allowed"));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.path().ends_with('/') {
-        return Err(format!(
-            "`{p}`: a prefix is scheme://host[:port]/path/ ending in `/`, without query"
-        ));
-    }
-    Ok(url.to_string())
-}
+pub use crate::config::normalise_prefix;
 
 impl HttpGet {
     /// A tool allowed under `allow` (each checked by [`normalise_prefix`]).

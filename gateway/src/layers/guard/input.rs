@@ -2,68 +2,38 @@
 //! the model sees it. Redactions replace the content in place; a block refuses the request.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures::future::{BoxFuture, FutureExt};
-
-use crate::domain::{ChatRequest, ChatStream};
+use crate::domain::ChatRequest;
 use crate::error::ApiError;
+use crate::layers::step::{Next, Step};
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 use crate::policy::evaluate::evaluate;
 use crate::policy::rules::{estimate_tokens, Detector};
 use crate::policy::{Action, Blocked, Decision, Policy, Stage};
 
-/// Layer of [`InputGuard`].
-#[derive(Clone)]
-pub struct InputGuardLayer {
+/// See the module docs.
+pub struct InputGuard {
     metrics: Arc<Metrics>,
 }
 
-impl InputGuardLayer {
+impl InputGuard {
     /// Counts decisions in `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self { metrics }
     }
 }
 
-impl<S> tower::Layer<S> for InputGuardLayer {
-    type Service = InputGuard<S>;
+impl Step for InputGuard {
+    const NAME: &'static str = "guard.input";
 
-    fn layer(&self, inner: S) -> InputGuard<S> {
-        InputGuard {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct InputGuard<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S> tower::Service<ChatRequest> for InputGuard<S>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
-    S::Future: Send + 'static,
-{
-    type Response = ChatStream;
-    type Error = ApiError;
-    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: ChatRequest) -> Self::Future {
+    async fn call(&self, mut req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
         if let Some(policy) = req.guard.policy().cloned() {
             let (decisions, blocked) = guard_input(&policy, &mut req);
             self.metrics.policy.record(&decisions);
             req.guard.record(decisions);
             if let Some(b) = blocked {
-                return futures::future::ready(Err(ApiError::PolicyViolation(Box::new(b)))).boxed();
+                return Err(ApiError::PolicyViolation(Box::new(b)));
             }
             if policy.audit.prompts {
                 let prompt = req
@@ -77,7 +47,7 @@ where
                 req.trail.update(|t| t.audit_prompt = Some(prompt));
             }
         }
-        self.inner.call(req).boxed()
+        next.run(req).await
     }
 }
 

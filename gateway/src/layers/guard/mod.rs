@@ -1,12 +1,11 @@
 //! Guardrails: resolve the request's policy, check its input, check its output stream.
 //!
-//! `PolicyResolve → InputGuard → ... → OutputGuard → router`; each is a tower layer over
-//! `Service<ChatRequest, Response = ChatStream, Error = ApiError>`.
+//! `PolicyResolve → InputGuard → ... → OutputGuard → router`, each a [`crate::layers::step::Step`].
 
 mod input;
 mod output;
 mod resolve;
 
-pub use input::{guard_input, guard_text, InputGuard, InputGuardLayer};
-pub use output::{GuardedStream, OutputGuard, OutputGuardLayer};
-pub use resolve::{PolicyResolve, PolicyResolveLayer};
+pub use input::{guard_input, guard_text, InputGuard};
+pub use output::{GuardedStream, OutputGuard};
+pub use resolve::PolicyResolve;

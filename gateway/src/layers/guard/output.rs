@@ -6,76 +6,43 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::{BoxFuture, FutureExt};
 use futures::{Stream, StreamExt};
 
-use crate::domain::{ChatEvent, ChatRequest, ChatStream, GuardContext};
+use crate::domain::{ChatEvent, ChatRequest, GuardContext};
 use crate::error::ApiError;
+use crate::layers::step::{Next, Step};
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 use crate::policy::stream::StreamGuard;
 use crate::policy::{Blocked, Stage};
 
-/// Layer of [`OutputGuard`].
-#[derive(Clone)]
-pub struct OutputGuardLayer {
+/// See the module docs.
+pub struct OutputGuard {
     metrics: Arc<Metrics>,
 }
 
-impl OutputGuardLayer {
+impl OutputGuard {
     /// Counts decisions in `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self { metrics }
     }
 }
 
-impl<S> tower::Layer<S> for OutputGuardLayer {
-    type Service = OutputGuard<S>;
+impl Step for OutputGuard {
+    const NAME: &'static str = "guard.output";
 
-    fn layer(&self, inner: S) -> OutputGuard<S> {
-        OutputGuard {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct OutputGuard<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S> tower::Service<ChatRequest> for OutputGuard<S>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
-    S::Future: Send + 'static,
-{
-    type Response = ChatStream;
-    type Error = ApiError;
-    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: ChatRequest) -> Self::Future {
+    async fn call(&self, req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
         let guard = req.guard.clone();
-        let metrics = self.metrics.clone();
-        let fut = self.inner.call(req);
-        async move {
-            let stream = fut.await?;
-            let Some(policy) = guard.policy().cloned() else {
-                return Ok(stream);
-            };
-            let s = policy.stage(Stage::Output);
-            if s.scanning.is_empty() && s.schemas.is_empty() {
-                return Ok(stream);
-            }
-            let sg = StreamGuard::new(policy, Stage::Output, guard.redactor());
-            Ok(GuardedStream::new(stream, sg, guard, metrics).boxed())
+        let stream = next.run(req).await?;
+        let Some(policy) = guard.policy().cloned() else {
+            return Ok(stream);
+        };
+        let s = policy.stage(Stage::Output);
+        if s.scanning.is_empty() && s.schemas.is_empty() {
+            return Ok(stream);
         }
-        .boxed()
+        let sg = StreamGuard::new(policy, Stage::Output, guard.redactor());
+        Ok(GuardedStream::new(stream, sg, guard, self.metrics.clone()).boxed())
     }
 }
 

@@ -5,15 +5,15 @@
 //! numbered citations. The citations go on the trail, for the response and the audit log.
 
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures::future::{BoxFuture, FutureExt};
 use serde_json::json;
 
-use crate::domain::{ChatMessage, ChatRequest, ChatStream, Citation, RetrievalRun, Role};
+use crate::domain::{ChatMessage, ChatRequest, Citation, RetrievalRun, Role};
 use crate::error::ApiError;
 use crate::layers::guard::guard_text;
+use crate::layers::step::{Next, Step};
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 use crate::policy::retrieval::{OnBlocked, OnMissing, Retrieval, DEFAULT_TEMPLATE};
 use crate::policy::rules::estimate_tokens;
@@ -35,15 +35,14 @@ fn builtin_template() -> Arc<Template> {
     .clone()
 }
 
-/// Layer of [`Retrieve`]; `rag` is `None` when the config has no `rag:`.
-#[derive(Clone)]
-pub struct RetrievalLayer {
+/// See the module docs; `rag` is `None` when the config has no `rag:`.
+pub struct Retrieve {
     rag: Option<Arc<Rag>>,
     templates: Option<Arc<TemplateStore>>,
     metrics: Arc<Metrics>,
 }
 
-impl RetrievalLayer {
+impl Retrieve {
     /// Retrieves from `rag`, placing chunks with a template from `templates` (or the
     /// built-in `rag-context`).
     pub fn new(
@@ -59,53 +58,14 @@ impl RetrievalLayer {
     }
 }
 
-impl<S> tower::Layer<S> for RetrievalLayer {
-    type Service = Retrieve<S>;
+impl Step for Retrieve {
+    const NAME: &'static str = "retrieval";
 
-    fn layer(&self, inner: S) -> Retrieve<S> {
-        Retrieve {
-            inner,
-            shared: self.clone(),
+    async fn call(&self, mut req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
+        if let Some(settings) = req.guard.policy().and_then(|p| p.retrieval.clone()) {
+            self.augment(&settings, &mut req).await?;
         }
-    }
-}
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct Retrieve<S> {
-    inner: S,
-    shared: RetrievalLayer,
-}
-
-impl<S> tower::Service<ChatRequest> for Retrieve<S>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = ChatStream;
-    type Error = ApiError;
-    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: ChatRequest) -> Self::Future {
-        let Some(settings) = req.guard.policy().and_then(|p| p.retrieval.clone()) else {
-            return self.inner.call(req).boxed();
-        };
-        // The service polled ready is the one to call.
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let shared = self.shared.clone();
-        async move {
-            shared.augment(&settings, &mut req).await?;
-            inner.call(req).await
-        }
-        .boxed()
+        next.run(req).await
     }
 }
 
@@ -115,7 +75,7 @@ enum Missing {
     Failed(String),
 }
 
-impl RetrievalLayer {
+impl Retrieve {
     async fn augment(&self, r: &Retrieval, req: &mut ChatRequest) -> Result<(), ApiError> {
         let Some(last_user) = req.messages.iter().rposition(|m| m.role == Role::User) else {
             return Ok(()); // nothing asked: nothing to ground

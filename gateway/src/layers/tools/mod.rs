@@ -6,61 +6,37 @@
 //! times; calls to the client's tools end the answer with `finish_reason: tool_calls`.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use crate::domain::{
-    ChatEvent, ChatMessage, ChatRequest, ChatStream, FinishReason, ResponseFormat, Role, ToolCall,
-    ToolChoice, ToolDef, ToolRun, Usage,
+    ChatEvent, ChatMessage, ChatRequest, FinishReason, ResponseFormat, Role, ToolCall, ToolChoice,
+    ToolDef, ToolRun, Usage,
 };
 use crate::error::ApiError;
 use crate::layers::guard::guard_text;
+use crate::layers::step::{Next, Step};
 use crate::layers::structured::schema_error;
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 use crate::policy::Stage;
 use crate::tools::prompt::{self, call_text, parse_call, result_text};
 use crate::tools::{ServerTools, ToolError};
 
-/// Layer of [`ToolLoop`].
-#[derive(Clone)]
-pub struct ToolLayer {
+/// See the module docs.
+pub struct ToolLoop {
     server: Arc<ServerTools>,
     metrics: Arc<Metrics>,
 }
 
-impl ToolLayer {
+impl ToolLoop {
     /// Runs `server` tools; counts policy decisions in `metrics`.
     pub fn new(server: Arc<ServerTools>, metrics: Arc<Metrics>) -> Self {
         Self { server, metrics }
     }
-}
 
-impl<S> tower::Layer<S> for ToolLayer {
-    type Service = ToolLoop<S>;
-
-    fn layer(&self, inner: S) -> ToolLoop<S> {
-        ToolLoop {
-            inner,
-            server: self.server.clone(),
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// See the module docs.
-#[derive(Clone)]
-pub struct ToolLoop<S> {
-    inner: S,
-    server: Arc<ServerTools>,
-    metrics: Arc<Metrics>,
-}
-
-impl<S> ToolLoop<S> {
     /// Fills in server-side tools; refuses what cannot be served.
     fn resolve(&self, req: &mut ChatRequest) -> Result<(), ToolError> {
         for t in &mut req.tools {
@@ -86,43 +62,24 @@ impl<S> ToolLoop<S> {
     }
 }
 
-impl<S> tower::Service<ChatRequest> for ToolLoop<S>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = ChatStream;
-    type Error = ApiError;
-    type Future = BoxFuture<'static, Result<ChatStream, ApiError>>;
+impl Step for ToolLoop {
+    const NAME: &'static str = "tools";
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ApiError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: ChatRequest) -> Self::Future {
+    async fn call(&self, mut req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
         if req.tools.is_empty() {
-            return self.inner.call(req).boxed();
+            return next.run(req).await;
         }
-        if let Err(e) = self.resolve(&mut req) {
-            return futures::future::ready(Err(ApiError::Tool(e))).boxed();
-        }
+        self.resolve(&mut req).map_err(ApiError::Tool)?;
         if req.tool_choice == ToolChoice::None {
             req.tools.clear();
-            return self.inner.call(req).boxed();
+            return next.run(req).await;
         }
-        // The service polled ready is the one to call; the loop's later steps wait for
-        // readiness themselves.
-        let fresh = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, fresh);
         let run = Run {
             server: self.server.clone(),
             metrics: self.metrics.clone(),
             tools: std::mem::take(&mut req.tools),
         };
-        run.run(inner, req).boxed()
+        run.run(next, req).await
     }
 }
 
@@ -142,10 +99,7 @@ enum Answer {
 }
 
 impl Run {
-    async fn run<S>(self, mut inner: S, mut req: ChatRequest) -> Result<ChatStream, ApiError>
-    where
-        S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>,
-    {
+    async fn run(self, next: Next, mut req: ChatRequest) -> Result<ChatStream, ApiError> {
         let mut earlier = Usage::default();
         let mut choice = req.tool_choice.clone();
         let mut steps = 0;
@@ -155,7 +109,7 @@ impl Run {
                 choice = ToolChoice::None;
             }
             let step = self.step(&req, &choice, steps > 0);
-            let stream = inner.ready().await?.call(step).await?;
+            let stream = next.clone().run(step).await?;
             let (name, args, usage) = match self.read(stream, &choice).await? {
                 Answer::Text(s) => return Ok(with_usage(s, earlier)),
                 Answer::Call(name, args, usage) => (name, args, usage),

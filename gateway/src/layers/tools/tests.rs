@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use futures::StreamExt;
 use serde_json::json;
@@ -13,6 +14,7 @@ use tower::{Service, ServiceExt};
 use super::*;
 use crate::config::ToolsConfig;
 use crate::domain::{Constraint, ToolCall};
+use crate::layers::step::{step, StepService};
 
 #[derive(Clone, Default)]
 struct Script {
@@ -86,7 +88,7 @@ fn calculator() -> ToolDef {
     }
 }
 
-fn service(script: &Script, max_steps: usize) -> ToolLoop<Script> {
+fn service(script: &Script, max_steps: usize) -> StepService<ToolLoop> {
     let config = ToolsConfig {
         calculator: true,
         max_steps,
@@ -94,7 +96,7 @@ fn service(script: &Script, max_steps: usize) -> ToolLoop<Script> {
     };
     let server = Arc::new(ServerTools::new(&config).unwrap());
     tower::Layer::layer(
-        &ToolLayer::new(server, Arc::new(Metrics::new())),
+        &step(ToolLoop::new(server, Arc::new(Metrics::new()))),
         script.clone(),
     )
 }
@@ -112,7 +114,10 @@ fn request(tools: Vec<ToolDef>, choice: ToolChoice) -> ChatRequest {
     }
 }
 
-async fn answer(svc: &mut ToolLoop<Script>, req: ChatRequest) -> Result<Vec<ChatEvent>, ApiError> {
+async fn answer(
+    svc: &mut StepService<ToolLoop>,
+    req: ChatRequest,
+) -> Result<Vec<ChatEvent>, ApiError> {
     let stream = svc.ready().await?.call(req).await?;
     stream
         .map(|e| e)

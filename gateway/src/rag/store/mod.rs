@@ -12,6 +12,8 @@ pub use qdrant::QdrantStore;
 
 use sha2::{Digest, Sha256};
 
+pub use crate::config::valid_collection_name;
+
 /// What every stored chunk carries.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChunkPayload {
@@ -168,16 +170,6 @@ pub fn point_id(tenant: &str, source: &str, chunk: u32, content_hash: &str) -> u
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
-}
-
-/// Collection names: 1-64 chars of `[A-Za-z0-9_-]`.
-///
-/// Names become directory names, so this also rules out path traversal.
-pub fn valid_collection_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Points both store backends' tests write.

@@ -1,5 +1,8 @@
 //! Admin endpoints: they need an `admin` key (open under `auth: none`).
 
+pub mod audit_page;
+pub mod session;
+
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -7,15 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::auth::Caller;
-use super::AppState;
 use crate::error::ApiError;
+use crate::http::auth::Authenticated;
+use crate::http::AppState;
 
 /// Refuses `req` unless its key is an admin key (or auth is off).
 pub fn require_admin(req: &Request) -> Result<(), ApiError> {
     // The auth middleware runs before every route; without its mark, refuse.
     req.extensions()
-        .get::<Caller>()
+        .get::<Authenticated>()
         .ok_or(ApiError::AdminRequired)?
         .require_admin()
 }

@@ -1,4 +1,5 @@
-//! The innermost domain service: picks the model's backend, admits, starts generation.
+//! The innermost domain service, where every stage's `next` ends: picks the model's
+//! backend, admits, starts generation.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -10,8 +11,10 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 
 use super::observe::Observed;
-use super::{ChatRequest, ChatStream};
+use super::step::layer_span;
+use crate::domain::ChatRequest;
 use crate::error::ApiError;
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 use crate::models::{ModelRegistry, ModelState};
 
@@ -42,7 +45,8 @@ impl tower::Service<ChatRequest> for Router {
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         let models = self.models.clone();
         let metrics = self.metrics.clone();
-        Box::pin(async move {
+        let span = layer_span("router", &req);
+        let answer = async move {
             let start = Instant::now();
             // Here, after templates may have chosen the model.
             req.caller.require_model(&req.model)?;
@@ -85,6 +89,7 @@ impl tower::Service<ChatRequest> for Router {
             Ok(Observed::new(stream, req.model, start, metrics, permit)
                 .with_span(span)
                 .boxed())
-        })
+        };
+        Box::pin(answer.instrument(span))
     }
 }

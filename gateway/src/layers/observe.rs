@@ -9,8 +9,9 @@ use std::time::Instant;
 use futures::Stream;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{ChatEvent, ChatStream};
+use crate::domain::ChatEvent;
 use crate::error::ApiError;
+use crate::layers::ChatStream;
 use crate::metrics::Metrics;
 
 /// An observed answer stream; see the module docs.

@@ -1,4 +1,5 @@
-//! OpenAI chat-completions wire types (the subset Gatehouse serves).
+//! OpenAI chat-completions wire types (the subset Gatehouse serves): what the API parses and
+//! renders, and what the remote backend reads from an upstream.
 #![allow(missing_docs)] // field names are OpenAI's; their docs are the API reference.
 
 use serde::{Deserialize, Serialize};

@@ -2,125 +2,30 @@
 //! external assets). Filter and page through records, open one to see its decisions,
 //! citations and tool calls, and see whether the chain verifies.
 //!
-//! Admin keys only. A browser signs in at `/admin/login`, which keeps the key in an
-//! `HttpOnly`, `SameSite=Strict` cookie scoped to `/admin`; API clients send the usual
-//! `Authorization: Bearer`.
+//! Admin keys only: a browser signs in first (`super::session`); API clients send the
+//! usual `Authorization: Bearer`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::Form;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 
-use super::admin::require_admin;
-use super::AppState;
+use super::require_admin;
 use crate::audit::files;
 use crate::audit::query::{parse_time, Filter};
 use crate::audit::record::{now_ms, Record};
 use crate::error::ApiError;
+use crate::http::AppState;
 
-/// Where the login form lives (served without a key).
-pub const LOGIN_PATH: &str = "/admin/login";
-/// The cookie holding the admin key.
-const COOKIE: &str = "gatehouse_admin_key";
 /// Records per page.
 const PAGE: usize = 50;
 /// A verification this recent is shown instead of walking the chain again.
 const VERIFY_MAX_AGE: Duration = Duration::from_secs(15);
-
-/// The admin key of the review page's cookie, if the request has one.
-pub fn cookie_key(req: &Request) -> Option<&str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, v)| *k == COOKIE && !v.is_empty())
-        .map(|(_, v)| v)
-}
-
-/// Sends a browser without a key to the login form.
-pub fn login_redirect() -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_static(LOGIN_PATH))],
-    )
-        .into_response()
-}
-
-/// `GET /admin/login`.
-pub async fn login_form() -> Html<String> {
-    Html(login_page(None))
-}
-
-fn login_page(error: Option<&str>) -> String {
-    let mut body = String::from("<h1>Gatehouse audit log</h1>");
-    if let Some(e) = error {
-        let _ = write!(body, "<p class=\"error\" id=\"login-error\">{}</p>", esc(e));
-    }
-    body.push_str(
-        "<form method=\"post\" action=\"/admin/login\" class=\"login\">\
-         <label>Admin API key <input type=\"password\" name=\"key\" id=\"key\" autocomplete=\"off\" required></label> \
-         <button type=\"submit\" id=\"login\">Sign in</button></form>",
-    );
-    page("Sign in", &body)
-}
-
-/// The login form's fields.
-#[derive(Debug, Deserialize)]
-pub struct Login {
-    key: String,
-}
-
-/// `POST /admin/login`: an admin key sets the cookie and opens the page.
-pub async fn login(State(state): State<Arc<AppState>>, Form(form): Form<Login>) -> Response {
-    let key = form.key.trim();
-    let refused = |m: &str| (StatusCode::UNAUTHORIZED, Html(login_page(Some(m)))).into_response();
-    let principal = match state.auth.authenticate(Some(key)).await {
-        Ok(Some(p)) if p.role == crate::config::Role::Admin => Some(p),
-        Ok(Some(_)) => return refused("This key is not an admin key."),
-        Ok(None) => None, // auth: none
-        Err(crate::auth::AuthError::Unavailable(e)) => {
-            return refused(&format!("Keys cannot be checked now: {e}"))
-        }
-        Err(_) => return refused("Unknown or revoked key."),
-    };
-    let cookie = format!("{COOKIE}={key}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=43200");
-    let mut resp = (
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_static("/admin/audit"))],
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    // The sign-in's audit record names the reviewer's key.
-    resp.extensions_mut()
-        .insert(super::auth::Caller(principal.map(Arc::new)));
-    resp
-}
-
-/// `POST /admin/logout`: forgets the cookie.
-pub async fn logout() -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, HeaderValue::from_static(LOGIN_PATH)),
-            (
-                header::SET_COOKIE,
-                HeaderValue::from_static(
-                    "gatehouse_admin_key=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0",
-                ),
-            ),
-        ],
-    )
-        .into_response()
-}
 
 /// The page's query string.
 #[derive(Debug, Default, Deserialize)]
@@ -178,23 +83,18 @@ impl Params {
 }
 
 fn url_pairs(pairs: &[(&str, &Option<String>)]) -> Vec<String> {
+    // RFC 3986 unreserved characters stay as they are.
+    const ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
     pairs
         .iter()
         .filter_map(|(k, v)| {
             v.as_deref()
                 .filter(|v| !v.is_empty())
-                .map(|v| format!("{k}={}", url_encode(v)))
-        })
-        .collect()
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
+                .map(|v| format!("{k}={}", utf8_percent_encode(v, ESCAPED)))
         })
         .collect()
 }
@@ -640,7 +540,7 @@ fn render_record(r: &Record, file: &str, line: usize) -> String {
     page(&format!("Audit record {}", r.metadata.sequence), &b)
 }
 
-fn page(title: &str, body: &str) -> String {
+pub(super) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -665,7 +565,7 @@ input,select{font:inherit;padding:.2rem .3rem}\
 nav{margin-top:1rem;display:flex;gap:1rem}";
 
 /// Escapes text for HTML bodies and attribute values.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -681,119 +581,4 @@ fn esc(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            esc("<script>alert('x')</script>&\""),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;"
-        );
-    }
-
-    #[test]
-    fn reads_the_key_cookie() {
-        let req = Request::builder()
-            .header(header::COOKIE, "a=b; gatehouse_admin_key=sk-123; c=d")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        assert_eq!(cookie_key(&req), Some("sk-123"));
-        let none = Request::builder()
-            .header(header::COOKIE, "gatehouse_admin_key=")
-            .body(axum::body::Body::empty())
-            .unwrap();
-        assert_eq!(cookie_key(&none), None);
-    }
-
-    proptest::proptest! {
-        /// Any cookie header: no panic, and the key only ever comes from our cookie.
-        #[test]
-        fn cookie_headers_never_confuse_the_key(other in "[ -~]{0,80}", key in "[A-Za-z0-9_-]{1,40}") {
-            let header = format!("{other}; gatehouse_admin_key={key}");
-            if let Ok(v) = HeaderValue::from_str(&header) {
-                let req = Request::builder()
-                    .header(header::COOKIE, v)
-                    .body(axum::body::Body::empty())
-                    .unwrap();
-                let got = cookie_key(&req);
-                // An earlier `gatehouse_admin_key=` in `other` may win; never anything else.
-                proptest::prop_assert!(got.is_some());
-                proptest::prop_assert!(got == Some(key.as_str()) || other.contains("gatehouse_admin_key="));
-            }
-            if let Ok(v) = HeaderValue::from_str(&other) {
-                let req = Request::builder()
-                    .header(header::COOKIE, v)
-                    .body(axum::body::Body::empty())
-                    .unwrap();
-                if !other.contains("gatehouse_admin_key=") {
-                    proptest::prop_assert_eq!(cookie_key(&req), None);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_record_page_shows_citations_tool_calls_and_text_escaped() {
-        use crate::audit::record::*;
-        let mut r = Record::new(Class::ApiActivity, Activity::Create, 0);
-        r.metadata.sequence = 7;
-        r.unmapped.kind = "chat".into();
-        r.unmapped.retrieval = Some(RetrievalRecord {
-            collection: "docs".into(),
-            status: "ok".into(),
-            citations: vec![CitationRecord {
-                id: 1,
-                source: "handbook/<b>.md".into(),
-                chunk: 3,
-                score: 0.8125,
-                point_id: 42,
-            }],
-            ..Default::default()
-        });
-        r.unmapped.tool_calls = vec![ToolCallRecord {
-            name: "calculator".into(),
-            arguments_sha256: "ab".repeat(32),
-            outcome: "ok".into(),
-            side: "server".into(),
-            ..Default::default()
-        }];
-        r.unmapped.completion = Some("<script>x</script>".into());
-        let html = render_record(&r, "audit-000000000001-x.jsonl", 7);
-        assert!(html.contains("<h1>Audit record 7</h1>"));
-        assert!(html.contains("id=\"citations\""));
-        assert!(html.contains("<td>handbook/&lt;b&gt;.md</td><td>3</td><td>0.812</td><td>42</td>"));
-        assert!(html.contains("id=\"tools\"") && html.contains(&"ab".repeat(32)));
-        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"));
-        assert!(!html.contains("<script>"));
-    }
-
-    #[test]
-    fn the_banner_names_the_first_broken_record() {
-        let report = crate::audit::verify::Report {
-            broken: Some(crate::audit::verify::Broken {
-                file: "/log/audit-000000000001-x.jsonl".into(),
-                line: 5,
-                sequence: Some(5),
-                reason: "prev_hash does not match".into(),
-            }),
-            ..Default::default()
-        };
-        let html = chain_banner(&Ok((report, 0)));
-        assert!(html.contains("Chain BROKEN at audit-000000000001-x.jsonl line 5 (sequence 5): prev_hash does not match"), "{html}");
-        assert!(chain_banner(&Err("gone".into())).contains("Chain not verified: gone"));
-    }
-
-    #[test]
-    fn links_keep_the_filter() {
-        let p = Params {
-            tenant: Some("acme corp".into()),
-            action: Some("block".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            p.link(Some(40)),
-            "/admin/audit?tenant=acme%20corp&action=block&before=40"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,510 @@
+//! Run against a real server when `QDRANT_URL` (gRPC, e.g. `http://127.0.0.1:6334`)
+//! is set, with `QDRANT_API_KEY` if the server needs one; otherwise they skip.
+//! Each test uses its own collections and drops them, even when it fails.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::*;
+use crate::rag::store::fixtures::{corpus, point};
+
+const SKIP: &str = "skipped: QDRANT_URL is not set (no Qdrant server to test against)";
+
+/// A store on the test server plus the collections to drop afterwards.
+struct Server {
+    store: QdrantStore,
+    url: String,
+    api_key: Option<String>,
+    created: Vec<String>,
+}
+
+impl Server {
+    /// `None` (after printing why) when no server is configured.
+    fn get() -> Option<Self> {
+        let url = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty());
+        let Some(url) = url else {
+            eprintln!("{SKIP}");
+            return None;
+        };
+        let api_key = std::env::var("QDRANT_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty());
+        let store = QdrantStore::connect(&url, api_key.clone(), Duration::from_secs(30))
+            .expect("QDRANT_URL is a valid URL");
+        let created = Vec::new();
+        Some(Self {
+            store,
+            url,
+            api_key,
+            created,
+        })
+    }
+
+    /// A collection name no other test (or earlier run) uses; dropped with `self`.
+    fn name(&mut self, tag: &str) -> String {
+        let name = unique(tag);
+        self.created.push(name.clone());
+        name
+    }
+
+    /// A collection of dimension 4 holding [`corpus`] for two tenants.
+    async fn seeded(&mut self, tag: &str) -> String {
+        let name = self.name(tag);
+        self.store.ensure_collection(&name, 4).await.unwrap();
+        assert_eq!(self.store.upsert(&name, corpus("acme")).await.unwrap(), 5);
+        assert_eq!(self.store.upsert(&name, corpus("globex")).await.unwrap(), 5);
+        name
+    }
+
+    async fn points(&self, name: &str) -> usize {
+        let infos = self.store.collections().await.unwrap();
+        infos.iter().find(|c| c.name == name).unwrap().points
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut self.created);
+        let (url, api_key) = (self.url.clone(), self.api_key.take());
+        // A fresh client on its own runtime: the test's runtime is blocked in this
+        // drop, so the store's channels (driven by that runtime) cannot be used here.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let client = Qdrant::from_url(&url)
+                .api_key(api_key)
+                .skip_compatibility_check()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                for name in names {
+                    if let Err(e) = client.delete_collection(name.as_str()).await {
+                        eprintln!("could not drop test collection `{name}`: {e}");
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+fn unique(tag: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("gh_test_{tag}_{}_{nanos}_{n}", std::process::id())
+}
+
+#[test]
+fn connect_checks_the_url_but_not_the_server() {
+    for bad in [
+        "",
+        "localhost:6334",
+        "ftp://host:6334",
+        "http://",
+        "héllo://x",
+    ] {
+        let err = QdrantStore::connect(bad, None, Duration::from_secs(1))
+            .err()
+            .expect(bad);
+        assert!(matches!(err, StoreError::Backend(_)), "{bad}: {err}");
+    }
+    // Lazy: nothing listens on port 1, and no runtime is needed.
+    QdrantStore::connect("http://127.0.0.1:1", None, Duration::from_secs(1)).unwrap();
+    QdrantStore::connect(
+        "HTTPS://qdrant.invalid:6334",
+        Some("k".into()),
+        Duration::from_secs(1),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_server_is_unavailable() {
+    // Loopback port 1: the connection is refused at once, no server needed.
+    let url = "http://127.0.0.1:1";
+    let store = QdrantStore::connect(url, None, Duration::from_secs(5)).unwrap();
+    let err = store.collections().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(err.to_string().contains(url), "names the server: {err}");
+    let err = store
+        .search("docs", "acme", vec![1.0; 4], 3, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let err = store.ensure_collection("docs", 4).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let err = store.ensure_collection("../docs", 4).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::InvalidName(_)),
+        "checked before any call: {err}"
+    );
+}
+
+#[tokio::test]
+async fn plain_http_endpoint_gets_a_hint() {
+    // An HTTP/1-only listener on loopback stands in for a non-gRPC port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        if let Ok((mut conn, _)) = listener.accept() {
+            let _ = conn.read(&mut [0u8; 1024]);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let store = QdrantStore::connect(&url, None, Duration::from_secs(5)).unwrap();
+    let err = store.collections().await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err}");
+    assert!(err.to_string().contains("gRPC port"), "{err}");
+}
+
+#[tokio::test]
+async fn ensure_collection_and_dimension_checks() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.seeded("dims").await;
+    let store = &server.store;
+    store.ensure_collection(&name, 4).await.unwrap();
+    let err = store.ensure_collection(&name, 8).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::DimensionMismatch {
+                expected: 4,
+                got: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .upsert(
+            &name,
+            vec![
+                point("acme", "x", 0, [1.0; 4]),
+                ChunkPoint {
+                    vector: vec![1.0; 3],
+                    ..point("acme", "x", 1, [1.0; 4])
+                },
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::DimensionMismatch {
+                expected: 4,
+                got: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = store
+        .search(&name, "acme", vec![1.0; 5], 3, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::DimensionMismatch {
+                expected: 4,
+                got: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = store.ensure_collection(&name, 0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Backend(_)), "{err}");
+    for bad in ["", "../escape", "a b", &"x".repeat(65)] {
+        let err = store.ensure_collection(bad, 4).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidName(_)), "{err}");
+    }
+    let missing = unique("missing");
+    let err = store
+        .search(&missing, "acme", vec![1.0; 4], 3, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NoSuchCollection(ref n) if *n == missing),
+        "{err}"
+    );
+    for err in [
+        store.chunks(&missing, "acme", None).await.unwrap_err(),
+        store
+            .delete_source(&missing, "acme", "a.md")
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::NoSuchCollection(_)), "{err}");
+    }
+    let err = store.upsert(&missing, corpus("acme")).await.unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchCollection(_)), "{err}");
+    assert_eq!(
+        server.points(&name).await,
+        10,
+        "failed writes wrote nothing"
+    );
+
+    let info = server.store.client.collection_info(name.as_str()).await;
+    let schema = info.unwrap().result.unwrap().payload_schema;
+    for field in INDEXED_FIELDS {
+        assert!(schema.contains_key(field), "{field} index");
+    }
+}
+
+#[tokio::test]
+async fn collection_recreated_behind_the_stores_back() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.seeded("recreate").await;
+    let store = &server.store;
+    // Caches dimension 4, then the collection disappears.
+    store
+        .search(&name, "acme", vec![1.0; 4], 1, None)
+        .await
+        .unwrap();
+    store.client.delete_collection(name.as_str()).await.unwrap();
+    let err = store
+        .search(&name, "acme", vec![1.0; 4], 1, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchCollection(_)), "{err}");
+    store.ensure_collection(&name, 8).await.unwrap();
+    assert!(store
+        .search(&name, "acme", vec![1.0; 8], 1, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn upsert_is_idempotent() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.seeded("idem").await;
+    let store = &server.store;
+    assert_eq!(server.points(&name).await, 10);
+    assert_eq!(store.upsert(&name, corpus("acme")).await.unwrap(), 5);
+    let twice = vec![
+        point("acme", "a.md", 0, [1.0; 4]),
+        point("acme", "a.md", 0, [1.0; 4]),
+    ];
+    assert_eq!(store.upsert(&name, twice).await.unwrap(), 1);
+    assert_eq!(server.points(&name).await, 10);
+    assert_eq!(store.upsert(&name, Vec::new()).await.unwrap(), 0);
+    // The overwrite took: a.md#0 now points along [1, 1, 1, 1].
+    let hits = store
+        .search(&name, "acme", vec![1.0; 4], 1, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (hits[0].payload.source.as_str(), hits[0].payload.chunk),
+        ("a.md", 0)
+    );
+    assert!((hits[0].score - 1.0).abs() < 1e-5);
+}
+
+#[tokio::test]
+async fn search_is_tenant_scoped_and_ranked() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.seeded("search").await;
+    let store = &server.store;
+    for tenant in ["acme", "globex"] {
+        let hits = store
+            .search(&name, tenant, vec![1.0, 0.0, 0.0, 0.0], 10, None)
+            .await
+            .unwrap();
+        assert_eq!(hits.len(), 5, "every chunk of {tenant}, none of the other");
+        assert!(hits.iter().all(|h| h.payload.tenant == tenant));
+        assert!(
+            hits.windows(2).all(|w| w[0].score >= w[1].score),
+            "best first"
+        );
+        assert!(
+            (hits[0].score - 1.0).abs() < 1e-5,
+            "cosine of identical vector"
+        );
+        assert_eq!(
+            hits[0].payload,
+            corpus(tenant)[0].payload,
+            "payload round-trips"
+        );
+        assert_eq!(hits[1].payload.title, None);
+        let p = &hits[0].payload;
+        let id = point_id(&p.tenant, &p.source, p.chunk, &p.content_hash);
+        assert_eq!(hits[0].id, id);
+    }
+    assert!(store
+        .search(&name, "initech", vec![1.0; 4], 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn search_threshold_and_top_k() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.seeded("threshold").await;
+    let store = &server.store;
+    let query = vec![1.0, 0.0, 0.0, 0.0];
+    let top2 = store
+        .search(&name, "acme", query.clone(), 2, None)
+        .await
+        .unwrap();
+    assert_eq!(top2.len(), 2);
+    assert_eq!((top2[0].payload.chunk, top2[1].payload.chunk), (0, 1));
+    // a.md#0 scores 1.0, a.md#1 ~0.994, a.md#2 ~0.707, b.md chunks 0.0.
+    let near = store
+        .search(&name, "acme", query.clone(), 10, Some(0.9))
+        .await
+        .unwrap();
+    assert_eq!(near.len(), 2);
+    assert!(near.iter().all(|h| h.score >= 0.9));
+    let some = store
+        .search(&name, "acme", query.clone(), 10, Some(0.5))
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 3);
+    assert!(store
+        .search(&name, "acme", query, 0, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn chunks_by_tenant_and_source() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.seeded("chunks").await;
+    let store = &server.store;
+    let all = store.chunks(&name, "acme", None).await.unwrap();
+    let keys: Vec<_> = all.iter().map(|c| (c.source.as_str(), c.chunk)).collect();
+    assert_eq!(
+        keys,
+        [
+            ("a.md", 0),
+            ("a.md", 1),
+            ("a.md", 2),
+            ("b.md", 0),
+            ("b.md", 1)
+        ]
+    );
+    assert_eq!(all[1].id, point_id("acme", "a.md", 1, "h-a.md-1"));
+    assert_eq!(all[1].content_hash, "h-a.md-1");
+    let b = store.chunks(&name, "globex", Some("b.md")).await.unwrap();
+    assert_eq!(b.len(), 2);
+    assert!(b.iter().all(|c| c.source == "b.md"));
+    assert_eq!(b[0].id, point_id("globex", "b.md", 0, "h-b.md-0"));
+    assert!(store
+        .chunks(&name, "initech", None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn chunks_pages_through_large_sets() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.name("paging");
+    let store = &server.store;
+    store.ensure_collection(&name, 4).await.unwrap();
+    // More than two scroll pages, and more than one upsert request.
+    let n = PAGE as usize * 2 + 7;
+    let many: Vec<_> = (0..n as u32)
+        .map(|i| point("acme", "big", i, [1.0; 4]))
+        .collect();
+    assert_eq!(store.upsert(&name, many).await.unwrap(), n);
+    store.upsert(&name, corpus("globex")).await.unwrap();
+    let listed = store.chunks(&name, "acme", Some("big")).await.unwrap();
+    assert_eq!(listed.len(), n);
+    assert!(listed.iter().enumerate().all(|(i, c)| c.chunk == i as u32));
+}
+
+#[tokio::test]
+async fn delete_ignores_other_tenants_ids() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.seeded("delete").await;
+    let store = &server.store;
+    let globex_id = point_id("globex", "a.md", 0, "h-a.md-0");
+    assert_eq!(
+        store.delete(&name, "acme", vec![globex_id]).await.unwrap(),
+        0
+    );
+    assert_eq!(server.points(&name).await, 10);
+    let acme_id = point_id("acme", "a.md", 0, "h-a.md-0");
+    let n = store
+        .delete(&name, "acme", vec![acme_id, globex_id, 42])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(server.points(&name).await, 9);
+    let acme = store.chunks(&name, "acme", None).await.unwrap();
+    assert!(acme.iter().all(|c| c.id != acme_id));
+    assert_eq!(store.chunks(&name, "globex", None).await.unwrap().len(), 5);
+    assert_eq!(store.delete(&name, "acme", Vec::new()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn delete_source_only_touches_own_tenant() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let name = server.seeded("delsrc").await;
+    let store = &server.store;
+    assert_eq!(store.delete_source(&name, "acme", "a.md").await.unwrap(), 3);
+    assert_eq!(store.delete_source(&name, "acme", "a.md").await.unwrap(), 0);
+    let acme = store.chunks(&name, "acme", None).await.unwrap();
+    assert_eq!(acme.len(), 2);
+    assert!(acme.iter().all(|c| c.source == "b.md"));
+    let globex_a = store.chunks(&name, "globex", Some("a.md")).await.unwrap();
+    assert_eq!(globex_a.len(), 3);
+    let hits = store
+        .search(&name, "acme", vec![1.0, 0.0, 0.0, 0.0], 10, None)
+        .await
+        .unwrap();
+    assert!(hits.iter().all(|h| h.payload.source == "b.md"));
+    assert_eq!(server.points(&name).await, 7);
+}
+
+#[tokio::test]
+async fn collections_lists_dims_and_counts() {
+    let Some(mut server) = Server::get() else {
+        return;
+    };
+    let docs = server.seeded("list_a").await;
+    let other = server.name("list_b");
+    server.store.ensure_collection(&other, 3).await.unwrap();
+    let infos = server.store.collections().await.unwrap();
+    assert!(infos.windows(2).all(|w| w[0].name < w[1].name), "sorted");
+    // The server may hold other collections; look at ours only.
+    let ours: Vec<_> = infos
+        .iter()
+        .filter(|c| c.name == docs || c.name == other)
+        .map(|c| (c.name.as_str(), c.dim, c.points))
+        .collect();
+    let mut expected = vec![(docs.as_str(), 4, 10), (other.as_str(), 3, 0)];
+    expected.sort();
+    assert_eq!(ours, expected);
+}
