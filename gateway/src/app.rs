@@ -33,6 +33,7 @@ use crate::models::ModelRegistry;
 use crate::policy::PolicyStore;
 use crate::prompts::TemplateStore;
 use crate::rag::Rag;
+use crate::reload::one_per_line;
 use crate::tools::ServerTools;
 
 /// The reloadable directories a server enforces, loaded once at start.
@@ -54,14 +55,14 @@ pub struct Stores {
 #[derive(Debug, thiserror::Error)]
 pub enum StoresError {
     /// The policy files do not load (every error, one per line).
-    #[error("invalid policies:\n{0}")]
-    Policies(String),
+    #[error("invalid policies:\n{}", one_per_line(.0))]
+    Policies(Vec<crate::policy::PolicyError>),
     /// The template files do not load (every error, one per line).
-    #[error("invalid templates:\n{0}")]
-    Templates(String),
+    #[error("invalid templates:\n{}", one_per_line(.0))]
+    Templates(Vec<crate::policy::PolicyError>),
     /// A server-side tool is misconfigured.
     #[error("invalid tools: {0}")]
-    Tools(String),
+    Tools(#[from] crate::tools::SetupError),
     /// The audit log cannot be opened.
     #[error("cannot open the audit log: {0}")]
     Audit(#[from] crate::audit::AuditError),
@@ -98,22 +99,21 @@ pub fn load_stores(config: &Config) -> Result<Stores, StoresError> {
     let policies = match &config.policies {
         None => None,
         Some(pc) => {
-            let set =
-                crate::policy::load::load_dir_joined(&pc.dir).map_err(StoresError::Policies)?;
+            let set = crate::policy::load::load_dir(&pc.dir).map_err(StoresError::Policies)?;
             Some(Arc::new(PolicyStore::new(set)))
         }
     };
     let templates = match &config.prompts {
         None => None,
         Some(pc) => {
-            let set = crate::prompts::load_dir_joined(&pc.dir).map_err(StoresError::Templates)?;
+            let set = crate::prompts::load_dir(&pc.dir).map_err(StoresError::Templates)?;
             Some(Arc::new(TemplateStore::new(set)))
         }
     };
     Ok(Stores {
         policies,
         templates,
-        tools: Arc::new(ServerTools::new(&config.tools).map_err(StoresError::Tools)?),
+        tools: Arc::new(ServerTools::new(&config.tools)?),
         vectors: None,
         audit: None,
     })

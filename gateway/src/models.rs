@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 pub enum ModelState {
     /// Weights are loading.
     Loading,
-    /// Serving.
+    /// Loaded and taking requests.
     Ready(Arc<Backend>),
     /// Loading failed; the reason is shown to clients and at `/readyz`.
     Failed(String),

@@ -121,15 +121,24 @@ pub enum Reload {
     },
 }
 
-/// Loads a directory into a version; every error, one per line, when it does not load.
-pub type Loader<T> = fn(&Path) -> Result<T, String>;
+/// Loads a directory into a version, or returns every error it found.
+pub type Loader<T, E> = fn(&Path) -> Result<T, Vec<E>>;
+
+/// Errors one per line, as reloads report and stores remember them.
+pub fn one_per_line<E: std::fmt::Display>(errors: &[E]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Checks `dir` once; `rejected` remembers the last rejected fingerprint so that the same
 /// bad file is reported once, not every poll.
-pub fn reload_once<T: Versioned>(
+pub fn reload_once<T: Versioned, E: std::fmt::Display>(
     dir: &Path,
     store: &Store<T>,
-    load: Loader<T>,
+    load: Loader<T, E>,
     rejected: &mut Option<String>,
 ) -> Reload {
     let current = store.current();
@@ -163,6 +172,7 @@ pub fn reload_once<T: Versioned>(
             Reload::Swapped { version }
         }
         Err(errors) => {
+            let errors = one_per_line(&errors);
             // Remember the fingerprint that failed; a later edit gets a new one.
             *rejected = Some(fp);
             store.reject(errors.clone());
@@ -173,11 +183,11 @@ pub fn reload_once<T: Versioned>(
 
 /// Polls `dir` every `interval` until the returned task is aborted; `on_reload` sees every
 /// swap and rejection. `what` names the content in logs ("policies", "templates").
-pub fn spawn<T: Versioned>(
+pub fn spawn<T: Versioned, E: std::fmt::Display + 'static>(
     what: &'static str,
     dir: PathBuf,
     store: Arc<Store<T>>,
-    load: Loader<T>,
+    load: Loader<T, E>,
     interval: Duration,
     on_reload: impl Fn(&Reload) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {

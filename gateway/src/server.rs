@@ -80,7 +80,7 @@ pub fn start_with(
                 "templates",
                 pc.dir,
                 store,
-                crate::prompts::load_dir_joined,
+                crate::prompts::load_dir,
                 pc.poll_interval,
                 move |r| match r {
                     Reload::Swapped { .. } => reloads.with_label_values(&["ok"]).inc(),

@@ -49,10 +49,26 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG))
 }
 
+/// Why logs and traces cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter cannot be built for the configured endpoint.
+    #[error("telemetry.otlp_endpoint {endpoint}: {source}")]
+    Exporter {
+        /// `telemetry.otlp_endpoint`.
+        endpoint: String,
+        /// The exporter's error.
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// Another global subscriber is already installed.
+    #[error("cannot install the tracing subscriber: {0}")]
+    Subscriber(#[from] tracing_subscriber::util::TryInitError),
+}
+
 /// Logs and traces for a server. Must run inside the Tokio runtime (the gRPC channel is
 /// created on it). The log filter does not apply to spans: `GATEHOUSE_LOG=warn` keeps
 /// tracing intact.
-pub fn init(cfg: &TelemetryConfig) -> Result<Telemetry, String> {
+pub fn init(cfg: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     // Without an exporter, spans only carry ids (audit records, traceparent): none is
     // recorded unless the client's trace is sampled, whose flag goes on to upstreams.
@@ -73,7 +89,10 @@ pub fn init(cfg: &TelemetryConfig) -> Result<Telemetry, String> {
             .with_endpoint(endpoint.clone())
             .with_timeout(cfg.timeout)
             .build()
-            .map_err(|e| format!("telemetry.otlp_endpoint {endpoint}: {e}"))?;
+            .map_err(|source| TelemetryError::Exporter {
+                endpoint: endpoint.clone(),
+                source,
+            })?;
         builder = builder.with_batch_exporter(exporter);
     }
     let provider = builder.build();
@@ -93,8 +112,7 @@ pub fn init(cfg: &TelemetryConfig) -> Result<Telemetry, String> {
                 .with_tracer(tracer)
                 .with_filter(spans),
         )
-        .try_init()
-        .map_err(|e| format!("cannot install the tracing subscriber: {e}"))?;
+        .try_init()?;
     if let Some(endpoint) = &cfg.otlp_endpoint {
         tracing::info!(endpoint = %endpoint, sample_ratio = cfg.sample_ratio, "exporting traces over OTLP");
     }

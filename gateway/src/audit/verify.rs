@@ -56,7 +56,7 @@ pub struct Broken {
     pub line: usize,
     /// The record's sequence, when it could be read.
     pub sequence: Option<u64>,
-    /// Why.
+    /// What does not match (hash, sequence, signature).
     pub reason: String,
 }
 

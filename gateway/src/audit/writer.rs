@@ -39,7 +39,7 @@ pub(super) struct Shared {
     pub pending: AtomicUsize,
     /// Records dropped (queue full) since the last gap record.
     pub dropped: AtomicU64,
-    /// Counters.
+    /// Records written, dropped and flushed, for `/metrics`.
     pub metrics: AuditMetrics,
     /// Makes every write fail, to test how the queue absorbs a failing disk.
     #[cfg(test)]

@@ -56,7 +56,7 @@ pub enum BatchError {
     Input {
         /// The file.
         path: String,
-        /// Why.
+        /// The read or parse error.
         message: String,
     },
     /// The output could not be written.
@@ -64,7 +64,7 @@ pub enum BatchError {
     Output {
         /// The file.
         path: String,
-        /// Why.
+        /// The write error.
         message: String,
     },
     /// The template, model or configuration cannot serve the batch.
@@ -75,7 +75,7 @@ pub enum BatchError {
 /// How a run went.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
-    /// Outcomes.
+    /// How many records ended ok, blocked or failed.
     pub counts: Counts,
     /// Records in the input.
     pub total: usize,

@@ -36,7 +36,7 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CachedEvent {
-    /// Text.
+    /// Answer text, in the order it was streamed.
     Delta(String),
     /// A tool call.
     ToolCall {

@@ -18,7 +18,7 @@ pub struct ChatRequest {
     pub request_id: String,
     /// Requested model id.
     pub model: String,
-    /// Conversation.
+    /// The conversation, oldest message first.
     pub messages: Vec<ChatMessage>,
     /// Sampling settings.
     pub sampling: Sampling,

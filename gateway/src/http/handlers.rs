@@ -25,6 +25,8 @@ use crate::models::ModelState;
 use crate::policy::Action;
 
 /// Reads the body up to the configured limit: 413 past it, by header or by counting.
+/// (tower-http's `RequestBodyLimitLayer` answers a bare 413; this one is `ApiError`'s
+/// OpenAI-shaped `body_too_large`.)
 pub(super) async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     let declared = req
         .headers()

@@ -107,6 +107,9 @@ pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Nex
 /// `server.max_in_flight` (503 past it) and `server.request_timeout_secs` (504). Probes sit
 /// beside this layer (`crate::app::http_router`), so a saturated server still reports its
 /// health.
+///
+/// Not tower's `ConcurrencyLimit` + `LoadShed`: those free the slot when the response head
+/// is ready, so a long SSE stream would stop counting; here the slot lives until the body ends.
 pub async fn limits(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let server = &state.config.server;
     let prev = state.in_flight.fetch_add(1, Ordering::SeqCst);

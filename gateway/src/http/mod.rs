@@ -28,7 +28,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Served models.
     pub models: Arc<ModelRegistry>,
-    /// Metrics.
+    /// Prometheus metrics, shared with the domain stack.
     pub metrics: Arc<Metrics>,
     /// The domain service.
     pub domain: Domain,

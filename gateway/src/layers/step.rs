@@ -29,6 +29,25 @@ pub trait Step: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ChatStream, ApiError>> + Send;
 }
 
+/// What a step can sit on: a cloneable service of the domain stack.
+pub trait ChatService:
+    tower::Service<ChatRequest, Response = ChatStream, Error = ApiError, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> ChatService for S where
+    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The rest of the stack below a step. Cloning it is cheap; a step may run it several
 /// times (the tool loop does).
 #[derive(Clone)]
@@ -36,15 +55,7 @@ pub struct Next(BoxCloneSyncService<ChatRequest, ChatStream, ApiError>);
 
 impl Next {
     /// Wraps `service` as the rest of the stack.
-    pub fn new<S>(service: S) -> Self
-    where
-        S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Future: Send + 'static,
-    {
+    pub fn new(service: impl ChatService) -> Self {
         Self(BoxCloneSyncService::new(service))
     }
 
@@ -68,15 +79,7 @@ pub fn step<T: Step>(step: T) -> StepLayer<T> {
     StepLayer(Arc::new(step))
 }
 
-impl<T: Step, S> tower::Layer<S> for StepLayer<T>
-where
-    S: tower::Service<ChatRequest, Response = ChatStream, Error = ApiError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
+impl<T: Step, S: ChatService> tower::Layer<S> for StepLayer<T> {
     type Service = StepService<T>;
 
     fn layer(&self, inner: S) -> StepService<T> {

@@ -122,7 +122,7 @@ pub enum Admit {
     Refused {
         /// Scope position.
         index: usize,
-        /// Why.
+        /// The limit that refused, and when a retry can succeed.
         check: Check,
     },
 }

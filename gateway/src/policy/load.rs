@@ -83,16 +83,6 @@ pub fn fingerprint(dir: &Path) -> Result<String, PolicyError> {
     crate::reload::fingerprint(dir).map_err(|e| read_error(dir, e))
 }
 
-/// [`load_dir`] with its errors one per line, for [`crate::reload`].
-pub fn load_dir_joined(dir: &Path) -> Result<PolicySet, String> {
-    load_dir(dir).map_err(|errs| {
-        errs.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
-}
-
 /// Loads every policy of `dir` into one version; all errors of all files, or the set.
 pub fn load_dir(dir: &Path) -> Result<PolicySet, Vec<PolicyError>> {
     let version = fingerprint(dir).map_err(|e| vec![e])?;

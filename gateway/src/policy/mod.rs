@@ -75,7 +75,7 @@ pub enum Action {
     Warn,
     /// Allowed with the matched text replaced by a typed placeholder such as `[EMAIL_1]`.
     Redact,
-    /// Refused.
+    /// The request or answer is refused with `policy_violation`.
     Block,
 }
 
@@ -102,7 +102,7 @@ impl Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
-    /// Informational.
+    /// Informational; never alerts.
     Low,
     /// The default.
     Medium,

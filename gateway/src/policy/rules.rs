@@ -77,7 +77,7 @@ pub enum Detector {
     },
     /// Personal data.
     Pii(PiiDetector),
-    /// Credentials.
+    /// API keys, tokens and private keys (`secrets` detector).
     Secrets(SecretsDetector),
     /// Prompt injection; fires when the score reaches the threshold.
     Injection {
@@ -86,7 +86,7 @@ pub enum Detector {
         /// Score at or above which it fires.
         threshold: f32,
     },
-    /// Keywords.
+    /// Whole-word keyword list (`keywords` detector).
     Keywords {
         /// The matcher.
         matcher: KeywordMatcher,
@@ -120,13 +120,13 @@ impl std::fmt::Debug for Detector {
 pub struct Rule {
     /// Rule id.
     pub id: Arc<str>,
-    /// Kind.
+    /// What the rule detects (`kind:` in the YAML).
     pub kind: RuleKind,
     /// Stages it runs in.
     pub stages: BTreeSet<Stage>,
     /// What happens when it fires.
     pub action: Action,
-    /// Severity.
+    /// How serious a match is, as audit records and metrics report it.
     pub severity: Severity,
     /// Description from the file.
     pub description: Option<String>,

@@ -105,16 +105,6 @@ pub fn load_dir(dir: &Path) -> Result<TemplateSet, Vec<FileError>> {
     })
 }
 
-/// [`load_dir`] with its errors one per line, for [`crate::reload`].
-pub fn load_dir_joined(dir: &Path) -> Result<TemplateSet, String> {
-    load_dir(dir).map_err(|errs| {
-        errs.iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    })
-}
-
 /// `---` front matter `---` body: the front matter and (first body line, body).
 fn split(src: &str) -> Option<(&str, (usize, &str))> {
     let rest = src
@@ -417,7 +407,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.yaml"), GOOD).unwrap();
         std::fs::write(dir.join("b.yaml"), GOOD).unwrap();
-        let e = load_dir_joined(&dir).unwrap_err();
+        let e = crate::reload::one_per_line(&load_dir(&dir).unwrap_err());
         assert!(
             e.contains("b.yaml:3:1: version: triage@2 is already defined by"),
             "{e}"

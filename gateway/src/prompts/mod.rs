@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use crate::domain::{ResponseFormat, Sampling};
 
-pub use load::{load_dir, load_dir_joined, parse};
+pub use load::{load_dir, parse};
 pub use render::Rendered;
 
 /// One version of one template, compiled.
@@ -161,7 +161,7 @@ pub enum TemplateError {
     Unusable {
         /// `name@version`.
         template: String,
-        /// Why.
+        /// What minijinja or the front matter check reported.
         message: String,
     },
 }

@@ -31,7 +31,7 @@ pub enum RagError {
     EmbedderUnavailable {
         /// Model id.
         model: String,
-        /// Why.
+        /// Why it cannot be used (not loaded, queue full, ...).
         reason: String,
     },
     /// The embedding model's queue is full.

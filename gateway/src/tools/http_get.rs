@@ -7,6 +7,44 @@ use std::time::Duration;
 use futures::StreamExt;
 use reqwest::Url;
 
+/// The `url` crate's parse error (reqwest re-exports `Url` but not its error type).
+pub type UrlParseError = <Url as std::str::FromStr>::Err;
+
+/// Why a URL is refused before anything is sent.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UrlError {
+    /// Not an absolute URL.
+    #[error("`{url}` is not a URL: {reason}")]
+    NotAUrl {
+        /// What the model sent.
+        url: String,
+        /// The parser's reason.
+        reason: UrlParseError,
+    },
+    /// `user:password@` in the URL.
+    #[error("credentials in URLs are not allowed")]
+    Credentials,
+    /// The normalised URL is under no allowed prefix.
+    #[error("`{url}` is not under an allowed prefix ({allowed})")]
+    NotAllowed {
+        /// The normalised URL.
+        url: String,
+        /// The allowed prefixes, comma-separated.
+        allowed: String,
+    },
+}
+
+/// Why an allowed GET failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No response (connection refused, timeout, TLS, ...).
+    #[error("request failed: {0}")]
+    Request(#[source] reqwest::Error),
+    /// The body stream broke before its end.
+    #[error("reading the body failed: {0}")]
+    Body(#[source] reqwest::Error),
+}
+
 /// A configured `http_get` tool.
 pub struct HttpGet {
     allow: Vec<String>,
@@ -18,16 +56,21 @@ pub use crate::config::normalise_prefix;
 
 impl HttpGet {
     /// A tool allowed under `allow` (each checked by [`normalise_prefix`]).
-    pub fn new(allow: Vec<String>, max_bytes: usize, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        allow: Vec<String>,
+        max_bytes: usize,
+        timeout: Duration,
+    ) -> Result<Self, super::SetupError> {
         let allow = allow
             .iter()
             .map(|p| normalise_prefix(p))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(super::SetupError::Prefix)?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(super::SetupError::Client)?;
         Ok(Self {
             allow,
             max_bytes,
@@ -48,36 +91,39 @@ impl HttpGet {
     }
 
     /// The normalised URL if it is allowed.
-    pub fn check(&self, url: &str) -> Result<Url, String> {
-        let u = Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    pub fn check(&self, url: &str) -> Result<Url, UrlError> {
+        let u = Url::parse(url).map_err(|reason| UrlError::NotAUrl {
+            url: url.to_string(),
+            reason,
+        })?;
         if !u.username().is_empty() || u.password().is_some() {
-            return Err("credentials in URLs are not allowed".into());
+            return Err(UrlError::Credentials);
         }
         let s = u.as_str();
         if !self.allow.iter().any(|p| s.starts_with(p.as_str())) {
-            return Err(format!(
-                "`{s}` is not under an allowed prefix ({})",
-                self.allow.join(", ")
-            ));
+            return Err(UrlError::NotAllowed {
+                url: s.to_string(),
+                allowed: self.allow.join(", "),
+            });
         }
         Ok(u)
     }
 
     /// Fetches `url`: `HTTP <status>` and the body's first `max_bytes` as text.
-    pub async fn get(&self, url: &str) -> Result<String, String> {
+    pub async fn get(&self, url: &str) -> Result<String, super::RunError> {
         let u = self.check(url)?;
         let resp = self
             .client
             .get(u)
             .send()
             .await
-            .map_err(|e| format!("request failed: {e}"))?;
+            .map_err(FetchError::Request)?;
         let status = resp.status();
         let mut body = Vec::new();
         let mut truncated = false;
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("reading the body failed: {e}"))?;
+            let chunk = chunk.map_err(FetchError::Body)?;
             let room = self.max_bytes - body.len();
             if chunk.len() > room {
                 body.extend_from_slice(&chunk[..room]);

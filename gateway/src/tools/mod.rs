@@ -32,9 +32,37 @@ pub enum ToolError {
     InvalidCall(String),
 }
 
+/// Why a server-side tool run failed; the model is told the message.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The arguments lack a required field.
+    #[error("`{0}` is required")]
+    MissingArgument(&'static str),
+    /// The calculator cannot evaluate the expression.
+    #[error(transparent)]
+    Calculator(#[from] calculator::CalcError),
+    /// `http_get` refused the URL before sending anything.
+    #[error(transparent)]
+    Url(#[from] http_get::UrlError),
+    /// The GET failed (connection, timeout, or the body stream broke).
+    #[error("{0}")]
+    Fetch(#[from] http_get::FetchError),
+}
+
+/// Why the configured server-side tools cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An `http_get.allow` prefix is not a plain directory URL.
+    #[error("{0}")]
+    Prefix(String),
+    /// The HTTP client cannot be built (TLS roots, for example).
+    #[error("the HTTP client cannot be built: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
 /// One server-side tool.
 pub enum ServerTool {
-    /// Arithmetic.
+    /// Arithmetic on an expression (`calculator`).
     Calculator,
     /// GET on allowlisted URL prefixes.
     HttpGet(http_get::HttpGet),
@@ -100,24 +128,17 @@ impl ServerTool {
     }
 
     /// Runs the tool; `Err` is a failure the model is told about.
-    pub async fn run(&self, args: &Value) -> Result<String, String> {
+    pub async fn run(&self, args: &Value) -> Result<String, RunError> {
+        let arg = |name| {
+            args.get(name)
+                .and_then(Value::as_str)
+                .ok_or(RunError::MissingArgument(name))
+        };
         match self {
             ServerTool::Calculator => {
-                let expr = args
-                    .get("expression")
-                    .and_then(Value::as_str)
-                    .ok_or("`expression` is required")?;
-                calculator::evaluate(expr)
-                    .map(calculator::format_number)
-                    .map_err(|e| e.to_string())
+                Ok(calculator::evaluate(arg("expression")?).map(calculator::format_number)?)
             }
-            ServerTool::HttpGet(h) => {
-                let url = args
-                    .get("url")
-                    .and_then(Value::as_str)
-                    .ok_or("`url` is required")?;
-                h.get(url).await
-            }
+            ServerTool::HttpGet(h) => h.get(arg("url")?).await,
         }
     }
 }
@@ -140,7 +161,7 @@ impl Default for ServerTools {
 
 impl ServerTools {
     /// The tools `config` enables.
-    pub fn new(config: &ToolsConfig) -> Result<Self, String> {
+    pub fn new(config: &ToolsConfig) -> Result<Self, SetupError> {
         let mut tools = Vec::new();
         if config.calculator {
             tools.push(ServerTool::Calculator);

@@ -146,7 +146,7 @@ pub struct CitationRecord {
     pub source: String,
     /// Chunk index in the source.
     pub chunk: u32,
-    /// Similarity.
+    /// Cosine similarity of the chunk to the question.
     pub score: f32,
     /// Point id in the vector store.
     pub point_id: u64,

@@ -1,16 +1,15 @@
 //! The review page's sign-in: `/admin/login` checks an admin key and keeps it in an
 //! `HttpOnly`, `SameSite=Strict` cookie scoped to `/admin`; `/admin/logout` forgets it.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::audit_page::{esc, page};
+use super::pages;
 use crate::http::AppState;
 
 /// Where the login form lives (served without a key).
@@ -40,21 +39,15 @@ pub fn login_redirect() -> Response {
 }
 
 /// `GET /admin/login`.
-pub async fn login_form() -> Html<String> {
-    Html(login_page(None))
+pub async fn login_form() -> Response {
+    login_page(None)
 }
 
-fn login_page(error: Option<&str>) -> String {
-    let mut body = String::from("<h1>Gatehouse audit log</h1>");
-    if let Some(e) = error {
-        let _ = write!(body, "<p class=\"error\" id=\"login-error\">{}</p>", esc(e));
-    }
-    body.push_str(
-        "<form method=\"post\" action=\"/admin/login\" class=\"login\">\
-         <label>Admin API key <input type=\"password\" name=\"key\" id=\"key\" autocomplete=\"off\" required></label> \
-         <button type=\"submit\" id=\"login\">Sign in</button></form>",
-    );
-    page("Sign in", &body)
+fn login_page(error: Option<&str>) -> Response {
+    pages::html(pages::render(
+        "login.html",
+        minijinja::context! { title => "Sign in", error },
+    ))
 }
 
 /// The login form's fields.
@@ -66,7 +59,7 @@ pub struct Login {
 /// `POST /admin/login`: an admin key sets the cookie and opens the page.
 pub async fn login(State(state): State<Arc<AppState>>, Form(form): Form<Login>) -> Response {
     let key = form.key.trim();
-    let refused = |m: &str| (StatusCode::UNAUTHORIZED, Html(login_page(Some(m)))).into_response();
+    let refused = |m: &str| (StatusCode::UNAUTHORIZED, login_page(Some(m))).into_response();
     let principal = match state.auth.authenticate(Some(key)).await {
         Ok(Some(p)) if p.role == crate::config::KeyRole::Admin => Some(p),
         Ok(Some(_)) => return refused("This key is not an admin key."),

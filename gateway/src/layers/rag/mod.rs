@@ -72,7 +72,18 @@ impl Step for Retrieve {
 /// Why retrieval gave nothing to the model.
 enum Missing {
     Empty,
-    Failed(String),
+    Failed(SearchError),
+}
+
+/// Why the search itself failed.
+#[derive(Debug, thiserror::Error)]
+enum SearchError {
+    #[error("retrieval is not configured on this server (no `rag:` section)")]
+    NotConfigured,
+    #[error(transparent)]
+    Rag(#[from] crate::rag::RagError),
+    #[error("retrieval took longer than {} ms", .0.as_millis())]
+    Timeout(std::time::Duration),
 }
 
 impl Retrieve {
@@ -99,7 +110,7 @@ impl Retrieve {
         let found = self.search(r, &tenant, &question).await;
         run.elapsed_ms = started.elapsed().as_millis() as u64;
         let outcome = match found {
-            Err(message) => Err(Missing::Failed(message)),
+            Err(e) => Err(Missing::Failed(e)),
             Ok(hits) => {
                 let kept = self.screen(r, req, hits, &mut run);
                 let kept = match kept {
@@ -131,7 +142,8 @@ impl Retrieve {
                         r.on_empty,
                         ApiError::NoRelevantContext(r.collection.clone()),
                     ),
-                    Missing::Failed(m) => {
+                    Missing::Failed(e) => {
+                        let m = e.to_string();
                         tracing::warn!(collection = %r.collection, error = %m, "retrieval failed");
                         run.error = Some(m.clone());
                         ("error", r.on_error, ApiError::RetrievalUnavailable(m))
@@ -197,18 +209,12 @@ impl Retrieve {
         r: &Retrieval,
         tenant: &str,
         question: &str,
-    ) -> Result<Vec<Hit>, String> {
-        let Some(rag) = &self.rag else {
-            return Err("retrieval is not configured on this server (no `rag:` section)".into());
-        };
+    ) -> Result<Vec<Hit>, SearchError> {
+        let rag = self.rag.as_ref().ok_or(SearchError::NotConfigured)?;
         let search = rag.search(&r.collection, tenant, question, r.top_k, r.score_threshold);
         match tokio::time::timeout(r.timeout, search).await {
-            Ok(Ok(hits)) => Ok(hits),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!(
-                "retrieval took longer than {} ms",
-                r.timeout.as_millis()
-            )),
+            Ok(found) => Ok(found?),
+            Err(_) => Err(SearchError::Timeout(r.timeout)),
         }
     }
 

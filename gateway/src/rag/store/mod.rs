@@ -4,6 +4,8 @@
 //! and every read, search and delete filters on the `tenant` payload field, so
 //! one tenant can never see or remove another tenant's chunks.
 
+#[cfg(test)]
+mod contract;
 pub mod edge;
 pub mod qdrant;
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::http::admin::pages::esc;
 use crate::http::admin::session::cookie_key;
 use axum::http::{header, HeaderValue};
 
@@ -77,7 +78,7 @@ fn a_record_page_shows_citations_tool_calls_and_text_escaped() {
         ..Default::default()
     }];
     r.unmapped.completion = Some("<script>x</script>".into());
-    let html = render_record(&r, "audit-000000000001-x.jsonl", 7);
+    let html = render_record(&r, "audit-000000000001-x.jsonl", 7).unwrap();
     assert!(html.contains("<h1>Audit record 7</h1>"));
     assert!(html.contains("id=\"citations\""));
     assert!(html.contains("<td>handbook/&lt;b&gt;.md</td><td>3</td><td>0.812</td><td>42</td>"));
@@ -97,9 +98,11 @@ fn the_banner_names_the_first_broken_record() {
         }),
         ..Default::default()
     };
-    let html = chain_banner(&Ok((report, 0)));
+    let html = chain_banner(&Ok((report, 0))).text;
     assert!(html.contains("Chain BROKEN at audit-000000000001-x.jsonl line 5 (sequence 5): prev_hash does not match"), "{html}");
-    assert!(chain_banner(&Err("gone".into())).contains("Chain not verified: gone"));
+    assert!(chain_banner(&Err("gone".into()))
+        .text
+        .contains("Chain not verified: gone"));
 }
 
 #[test]

@@ -4,6 +4,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::collection::{json_path, INDEXED_FIELDS, PAGE};
 use super::*;
+use crate::rag::store::contract;
 use crate::rag::store::fixtures::{corpus, point};
 
 const COLL: &str = "docs";
@@ -46,181 +47,33 @@ async fn seeded(dir: &TempDir) -> EdgeStore {
     store
 }
 
+/// Each contract case in its own directory.
+struct Edge {
+    store: EdgeStore,
+    _dir: TempDir,
+}
+
+impl contract::Harness for Edge {
+    fn store(&self) -> &dyn VectorStore {
+        &self.store
+    }
+    fn fresh(&mut self, tag: &str) -> String {
+        format!("{COLL}_{tag}")
+    }
+    fn page(&self) -> usize {
+        PAGE
+    }
+}
+
+contract::store_contract!({
+    let dir = TempDir::new();
+    let store = EdgeStore::open(dir.path()).unwrap();
+    Some(Edge { store, _dir: dir })
+});
+
 async fn points(store: &EdgeStore) -> usize {
     let infos = store.collections().await.unwrap();
     infos.iter().find(|c| c.name == COLL).unwrap().points
-}
-
-#[tokio::test]
-async fn search_is_tenant_scoped_and_ranked() {
-    let dir = TempDir::new();
-    let store = seeded(&dir).await;
-    for tenant in ["acme", "globex"] {
-        let hits = store
-            .search(COLL, tenant, vec![1.0, 0.0, 0.0, 0.0], 10, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            hits.len(),
-            5,
-            "every chunk of {tenant}, none of the other tenant"
-        );
-        assert!(hits.iter().all(|h| h.payload.tenant == tenant));
-        assert!(
-            hits.windows(2).all(|w| w[0].score >= w[1].score),
-            "best first"
-        );
-        assert!(
-            (hits[0].score - 1.0).abs() < 1e-5,
-            "cosine of identical vector"
-        );
-        assert_eq!(hits[0].payload, corpus(tenant)[0].payload);
-        let p = &hits[0].payload;
-        assert_eq!(
-            hits[0].id,
-            point_id(&p.tenant, &p.source, p.chunk, &p.content_hash)
-        );
-    }
-    assert!(store
-        .search(COLL, "initech", vec![1.0; 4], 10, None)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-#[tokio::test]
-async fn search_threshold_and_top_k() {
-    let dir = TempDir::new();
-    let store = seeded(&dir).await;
-    let query = vec![1.0, 0.0, 0.0, 0.0];
-    let top2 = store
-        .search(COLL, "acme", query.clone(), 2, None)
-        .await
-        .unwrap();
-    assert_eq!(top2.len(), 2);
-    assert_eq!((top2[0].payload.chunk, top2[1].payload.chunk), (0, 1));
-    // a.md#0 scores 1.0, a.md#1 ~0.994, a.md#2 ~0.707, b.md chunks 0.0.
-    let near = store
-        .search(COLL, "acme", query.clone(), 10, Some(0.9))
-        .await
-        .unwrap();
-    assert_eq!(near.len(), 2);
-    assert!(near.iter().all(|h| h.score >= 0.9));
-    let some = store
-        .search(COLL, "acme", query.clone(), 10, Some(0.5))
-        .await
-        .unwrap();
-    assert_eq!(some.len(), 3);
-    assert!(store
-        .search(COLL, "acme", query, 0, None)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-#[tokio::test]
-async fn upsert_is_idempotent() {
-    let dir = TempDir::new();
-    let store = seeded(&dir).await;
-    assert_eq!(points(&store).await, 10);
-    assert_eq!(store.upsert(COLL, corpus("acme")).await.unwrap(), 5);
-    let twice = vec![
-        point("acme", "a.md", 0, [1.0; 4]),
-        point("acme", "a.md", 0, [1.0; 4]),
-    ];
-    assert_eq!(store.upsert(COLL, twice).await.unwrap(), 1);
-    assert_eq!(points(&store).await, 10);
-    assert_eq!(store.upsert(COLL, Vec::new()).await.unwrap(), 0);
-}
-
-#[tokio::test]
-async fn chunks_by_tenant_and_source() {
-    let dir = TempDir::new();
-    let store = seeded(&dir).await;
-    let all = store.chunks(COLL, "acme", None).await.unwrap();
-    let keys: Vec<_> = all.iter().map(|c| (c.source.as_str(), c.chunk)).collect();
-    assert_eq!(
-        keys,
-        [
-            ("a.md", 0),
-            ("a.md", 1),
-            ("a.md", 2),
-            ("b.md", 0),
-            ("b.md", 1)
-        ]
-    );
-    assert_eq!(all[1].id, point_id("acme", "a.md", 1, "h-a.md-1"));
-    assert_eq!(all[1].content_hash, "h-a.md-1");
-    let b = store.chunks(COLL, "globex", Some("b.md")).await.unwrap();
-    assert_eq!(b.len(), 2);
-    assert!(b.iter().all(|c| c.source == "b.md"));
-    assert_eq!(b[0].id, point_id("globex", "b.md", 0, "h-b.md-0"));
-    assert!(store
-        .chunks(COLL, "initech", None)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-#[tokio::test]
-async fn chunks_pages_through_large_sets() {
-    let dir = TempDir::new();
-    let store = EdgeStore::open(dir.path()).unwrap();
-    store.ensure_collection(COLL, 4).await.unwrap();
-    let many: Vec<_> = (0..PAGE as u32 * 2 + 7)
-        .map(|i| point("acme", "big", i, [1.0; 4]))
-        .collect();
-    store.upsert(COLL, many).await.unwrap();
-    let listed = store.chunks(COLL, "acme", Some("big")).await.unwrap();
-    assert_eq!(listed.len(), PAGE * 2 + 7);
-    assert!(listed.iter().enumerate().all(|(i, c)| c.chunk == i as u32));
-}
-
-#[tokio::test]
-async fn delete_source_only_touches_own_tenant() {
-    let dir = TempDir::new();
-    let store = seeded(&dir).await;
-    assert_eq!(store.delete_source(COLL, "acme", "a.md").await.unwrap(), 3);
-    assert_eq!(store.delete_source(COLL, "acme", "a.md").await.unwrap(), 0);
-    let acme = store.chunks(COLL, "acme", None).await.unwrap();
-    assert!(acme.iter().all(|c| c.source == "b.md"));
-    assert_eq!(acme.len(), 2);
-    assert_eq!(
-        store
-            .chunks(COLL, "globex", Some("a.md"))
-            .await
-            .unwrap()
-            .len(),
-        3
-    );
-    assert_eq!(points(&store).await, 7);
-}
-
-#[tokio::test]
-async fn delete_ignores_other_tenants_ids() {
-    let dir = TempDir::new();
-    let store = seeded(&dir).await;
-    let globex_id = point_id("globex", "a.md", 0, "h-a.md-0");
-    assert_eq!(
-        store.delete(COLL, "acme", vec![globex_id]).await.unwrap(),
-        0
-    );
-    assert_eq!(points(&store).await, 10);
-    let acme_id = point_id("acme", "a.md", 0, "h-a.md-0");
-    let n = store
-        .delete(COLL, "acme", vec![acme_id, globex_id, 42])
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
-    assert_eq!(points(&store).await, 9);
-    assert!(store
-        .chunks(COLL, "acme", None)
-        .await
-        .unwrap()
-        .iter()
-        .all(|c| c.id != acme_id));
-    assert_eq!(store.chunks(COLL, "globex", None).await.unwrap().len(), 5);
-    assert_eq!(store.delete(COLL, "acme", Vec::new()).await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::*;
+use crate::rag::store::contract;
 use crate::rag::store::fixtures::{corpus, point};
 
 const SKIP: &str = "skipped: QDRANT_URL is not set (no Qdrant server to test against)";
@@ -89,6 +90,20 @@ impl Drop for Server {
         let _ = cleanup.join();
     }
 }
+
+impl contract::Harness for Server {
+    fn store(&self) -> &dyn VectorStore {
+        &self.store
+    }
+    fn fresh(&mut self, tag: &str) -> String {
+        self.name(tag)
+    }
+    fn page(&self) -> usize {
+        PAGE as usize
+    }
+}
+
+contract::store_contract!(Server::get());
 
 fn unique(tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -286,206 +301,6 @@ async fn collection_recreated_behind_the_stores_back() {
         .await
         .unwrap()
         .is_empty());
-}
-
-#[tokio::test]
-async fn upsert_is_idempotent() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
-    let name = server.seeded("idem").await;
-    let store = &server.store;
-    assert_eq!(server.points(&name).await, 10);
-    assert_eq!(store.upsert(&name, corpus("acme")).await.unwrap(), 5);
-    let twice = vec![
-        point("acme", "a.md", 0, [1.0; 4]),
-        point("acme", "a.md", 0, [1.0; 4]),
-    ];
-    assert_eq!(store.upsert(&name, twice).await.unwrap(), 1);
-    assert_eq!(server.points(&name).await, 10);
-    assert_eq!(store.upsert(&name, Vec::new()).await.unwrap(), 0);
-    // The overwrite took: a.md#0 now points along [1, 1, 1, 1].
-    let hits = store
-        .search(&name, "acme", vec![1.0; 4], 1, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        (hits[0].payload.source.as_str(), hits[0].payload.chunk),
-        ("a.md", 0)
-    );
-    assert!((hits[0].score - 1.0).abs() < 1e-5);
-}
-
-#[tokio::test]
-async fn search_is_tenant_scoped_and_ranked() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
-    let name = server.seeded("search").await;
-    let store = &server.store;
-    for tenant in ["acme", "globex"] {
-        let hits = store
-            .search(&name, tenant, vec![1.0, 0.0, 0.0, 0.0], 10, None)
-            .await
-            .unwrap();
-        assert_eq!(hits.len(), 5, "every chunk of {tenant}, none of the other");
-        assert!(hits.iter().all(|h| h.payload.tenant == tenant));
-        assert!(
-            hits.windows(2).all(|w| w[0].score >= w[1].score),
-            "best first"
-        );
-        assert!(
-            (hits[0].score - 1.0).abs() < 1e-5,
-            "cosine of identical vector"
-        );
-        assert_eq!(
-            hits[0].payload,
-            corpus(tenant)[0].payload,
-            "payload round-trips"
-        );
-        assert_eq!(hits[1].payload.title, None);
-        let p = &hits[0].payload;
-        let id = point_id(&p.tenant, &p.source, p.chunk, &p.content_hash);
-        assert_eq!(hits[0].id, id);
-    }
-    assert!(store
-        .search(&name, "initech", vec![1.0; 4], 10, None)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-#[tokio::test]
-async fn search_threshold_and_top_k() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
-    let name = server.seeded("threshold").await;
-    let store = &server.store;
-    let query = vec![1.0, 0.0, 0.0, 0.0];
-    let top2 = store
-        .search(&name, "acme", query.clone(), 2, None)
-        .await
-        .unwrap();
-    assert_eq!(top2.len(), 2);
-    assert_eq!((top2[0].payload.chunk, top2[1].payload.chunk), (0, 1));
-    // a.md#0 scores 1.0, a.md#1 ~0.994, a.md#2 ~0.707, b.md chunks 0.0.
-    let near = store
-        .search(&name, "acme", query.clone(), 10, Some(0.9))
-        .await
-        .unwrap();
-    assert_eq!(near.len(), 2);
-    assert!(near.iter().all(|h| h.score >= 0.9));
-    let some = store
-        .search(&name, "acme", query.clone(), 10, Some(0.5))
-        .await
-        .unwrap();
-    assert_eq!(some.len(), 3);
-    assert!(store
-        .search(&name, "acme", query, 0, None)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-#[tokio::test]
-async fn chunks_by_tenant_and_source() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
-    let name = server.seeded("chunks").await;
-    let store = &server.store;
-    let all = store.chunks(&name, "acme", None).await.unwrap();
-    let keys: Vec<_> = all.iter().map(|c| (c.source.as_str(), c.chunk)).collect();
-    assert_eq!(
-        keys,
-        [
-            ("a.md", 0),
-            ("a.md", 1),
-            ("a.md", 2),
-            ("b.md", 0),
-            ("b.md", 1)
-        ]
-    );
-    assert_eq!(all[1].id, point_id("acme", "a.md", 1, "h-a.md-1"));
-    assert_eq!(all[1].content_hash, "h-a.md-1");
-    let b = store.chunks(&name, "globex", Some("b.md")).await.unwrap();
-    assert_eq!(b.len(), 2);
-    assert!(b.iter().all(|c| c.source == "b.md"));
-    assert_eq!(b[0].id, point_id("globex", "b.md", 0, "h-b.md-0"));
-    assert!(store
-        .chunks(&name, "initech", None)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-#[tokio::test]
-async fn chunks_pages_through_large_sets() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
-    let name = server.name("paging");
-    let store = &server.store;
-    store.ensure_collection(&name, 4).await.unwrap();
-    // More than two scroll pages, and more than one upsert request.
-    let n = PAGE as usize * 2 + 7;
-    let many: Vec<_> = (0..n as u32)
-        .map(|i| point("acme", "big", i, [1.0; 4]))
-        .collect();
-    assert_eq!(store.upsert(&name, many).await.unwrap(), n);
-    store.upsert(&name, corpus("globex")).await.unwrap();
-    let listed = store.chunks(&name, "acme", Some("big")).await.unwrap();
-    assert_eq!(listed.len(), n);
-    assert!(listed.iter().enumerate().all(|(i, c)| c.chunk == i as u32));
-}
-
-#[tokio::test]
-async fn delete_ignores_other_tenants_ids() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
-    let name = server.seeded("delete").await;
-    let store = &server.store;
-    let globex_id = point_id("globex", "a.md", 0, "h-a.md-0");
-    assert_eq!(
-        store.delete(&name, "acme", vec![globex_id]).await.unwrap(),
-        0
-    );
-    assert_eq!(server.points(&name).await, 10);
-    let acme_id = point_id("acme", "a.md", 0, "h-a.md-0");
-    let n = store
-        .delete(&name, "acme", vec![acme_id, globex_id, 42])
-        .await
-        .unwrap();
-    assert_eq!(n, 1);
-    assert_eq!(server.points(&name).await, 9);
-    let acme = store.chunks(&name, "acme", None).await.unwrap();
-    assert!(acme.iter().all(|c| c.id != acme_id));
-    assert_eq!(store.chunks(&name, "globex", None).await.unwrap().len(), 5);
-    assert_eq!(store.delete(&name, "acme", Vec::new()).await.unwrap(), 0);
-}
-
-#[tokio::test]
-async fn delete_source_only_touches_own_tenant() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
-    let name = server.seeded("delsrc").await;
-    let store = &server.store;
-    assert_eq!(store.delete_source(&name, "acme", "a.md").await.unwrap(), 3);
-    assert_eq!(store.delete_source(&name, "acme", "a.md").await.unwrap(), 0);
-    let acme = store.chunks(&name, "acme", None).await.unwrap();
-    assert_eq!(acme.len(), 2);
-    assert!(acme.iter().all(|c| c.source == "b.md"));
-    let globex_a = store.chunks(&name, "globex", Some("a.md")).await.unwrap();
-    assert_eq!(globex_a.len(), 3);
-    let hits = store
-        .search(&name, "acme", vec![1.0, 0.0, 0.0, 0.0], 10, None)
-        .await
-        .unwrap();
-    assert!(hits.iter().all(|h| h.payload.source == "b.md"));
-    assert_eq!(server.points(&name).await, 7);
 }
 
 #[tokio::test]
