@@ -63,6 +63,9 @@ const AUTO_WARMUP_PROMPT: &str = "Write a Python function that reverses a string
 const AUTO_PROMPT: &str =
     "Write a Python function that returns the n-th Fibonacci number, with a docstring.";
 const AUTO_TOKENS: usize = 48;
+/// How much faster one stream must be with the draft for `auto` to keep it: a pair serves one
+/// sequence at a time, where the target alone batches `max_concurrent`, so a tie goes to plain.
+const AUTO_MIN_GAIN: f64 = 1.1;
 
 fn model_dtype(d: DType) -> ModelDType {
     match d {
@@ -189,7 +192,7 @@ impl LocalModel {
         let decision = AutoDecision {
             plain_tokens_per_second: plain_tps,
             speculative_tokens_per_second: speculative_tps,
-            use_draft: speculative_tps > plain_tps,
+            use_draft: speculative_tps > plain_tps * AUTO_MIN_GAIN,
         };
         tracing::info!(
             model = %plain.id,
