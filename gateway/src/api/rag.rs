@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::config::SearchMode;
 use crate::error::ApiError;
 use crate::rag::documents::Format;
 use crate::rag::ingest::Document;
@@ -40,8 +41,10 @@ pub struct SearchRequest {
     pub query: String,
     /// Chunks to return.
     pub top_k: usize,
-    /// Minimum cosine similarity.
+    /// Minimum cosine similarity (of the dense side in hybrid mode).
     pub score_threshold: Option<f32>,
+    /// Dense, or hybrid (the default).
+    pub mode: SearchMode,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +82,8 @@ struct WireSearch {
     top_k: Option<i64>,
     #[serde(default)]
     score_threshold: Option<f64>,
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 fn invalid(param: &'static str, message: impl Into<String>) -> ApiError {
@@ -205,17 +210,24 @@ pub fn search(body: &[u8]) -> Result<SearchRequest, ApiError> {
             ))
         }
     };
+    let mode = match w.mode.as_deref() {
+        None => SearchMode::default(),
+        Some(m) => m
+            .parse()
+            .map_err(|e: String| invalid("mode", format!("`mode` {e}")))?,
+    };
     Ok(SearchRequest {
         tenant: tenant(w.tenant)?,
         query: w.query,
         top_k: top_k as usize,
         score_threshold,
+        mode,
     })
 }
 
-/// The search response: `{"object": "list", "data": [{rank, id, score, source, chunk,
-/// title, text}]}`.
-pub fn search_response(collection: &str, tenant: &str, hits: &[Hit]) -> Value {
+/// The search response: `{"object": "list", "collection", "tenant", "mode", "data": [{rank,
+/// id, score, source, chunk, title, text}]}`.
+pub fn search_response(collection: &str, tenant: &str, mode: SearchMode, hits: &[Hit]) -> Value {
     let data: Vec<Value> = hits
         .iter()
         .enumerate()
@@ -231,7 +243,13 @@ pub fn search_response(collection: &str, tenant: &str, hits: &[Hit]) -> Value {
             })
         })
         .collect();
-    json!({ "object": "list", "collection": collection, "tenant": tenant, "data": data })
+    json!({
+        "object": "list",
+        "collection": collection,
+        "tenant": tenant,
+        "mode": mode.as_str(),
+        "data": data,
+    })
 }
 
 #[cfg(test)]
@@ -267,6 +285,9 @@ mod tests {
     fn search_and_delete_bodies() {
         let s =
             search(br#"{"query":"q","tenant":"acme","top_k":3,"score_threshold":0.2}"#).unwrap();
+        assert_eq!(s.mode, SearchMode::Hybrid);
+        let dense = search(br#"{"query":"q","mode":"dense"}"#).unwrap();
+        assert_eq!(dense.mode, SearchMode::Dense);
         assert_eq!(
             (s.tenant.as_deref(), s.top_k, s.score_threshold),
             (Some("acme"), 3, Some(0.2))
@@ -276,6 +297,7 @@ mod tests {
             &br#"{"query":" "}"#[..],
             br#"{"query":"q","top_k":0}"#,
             br#"{"query":"q","top_k":101}"#,
+            br#"{"query":"q","mode":"sparse"}"#,
             br#"{"query":"q","score_threshold":2}"#,
         ] {
             assert_eq!(search(bad).unwrap_err().parts().2, "invalid_parameter");

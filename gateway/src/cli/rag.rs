@@ -12,7 +12,7 @@ use clap::Subcommand;
 use super::{load, ConfigArg};
 use crate::backends::embedding::EmbeddingBackend;
 use crate::backends::Backend;
-use crate::config::Config;
+use crate::config::{Config, SearchMode};
 use crate::rag::{open_store, Rag, DEFAULT_TENANT};
 
 /// `gatehouse rag ...`.
@@ -51,9 +51,13 @@ pub enum RagCommand {
         /// Chunks to show.
         #[arg(long, default_value_t = 5)]
         top_k: usize,
-        /// Hide chunks scoring below this cosine similarity.
+        /// Hide chunks scoring below this cosine similarity (the dense side, in hybrid mode).
         #[arg(long)]
         threshold: Option<f32>,
+        /// dense (embedding only) or hybrid (embedding and keywords fused; scores are then
+        /// fused scores, not cosines).
+        #[arg(long, default_value = "hybrid")]
+        mode: SearchMode,
         /// Print JSON lines: {"rank","score","source","chunk","title","text"}.
         #[arg(long)]
         json: bool,
@@ -114,9 +118,11 @@ pub async fn run(cmd: RagCommand) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(list) => {
-                println!("{:<32} {:>6} {:>10}", "COLLECTION", "DIM", "POINTS");
+                let (name, dim, points, indexed) = ("COLLECTION", "DIM", "POINTS", "INDEXED");
+                println!("{name:<32} {dim:>6} {points:>10} {indexed:>10}");
                 for c in list {
-                    println!("{:<32} {:>6} {:>10}", c.name, c.dim, c.points);
+                    let (name, dim, points, indexed) = (c.name, c.dim, c.points, c.indexed);
+                    println!("{name:<32} {dim:>6} {points:>10} {indexed:>10}");
                 }
                 ExitCode::SUCCESS
             }
@@ -162,6 +168,7 @@ pub async fn run(cmd: RagCommand) -> ExitCode {
             tenant,
             top_k,
             threshold,
+            mode,
             json,
             ..
         } => {
@@ -169,7 +176,15 @@ pub async fn run(cmd: RagCommand) -> ExitCode {
                 Ok(r) => r,
                 Err(code) => return code,
             };
-            search(&rag, &query, &collection, &tenant, top_k, threshold, json).await
+            let lookup = Lookup {
+                query: &query,
+                collection: &collection,
+                tenant: &tenant,
+                mode,
+                top_k,
+                threshold,
+            };
+            search(&rag, &lookup, json).await
         }
     }
 }
@@ -239,27 +254,27 @@ async fn ingest(
     ExitCode::SUCCESS
 }
 
-async fn search(
-    rag: &Rag,
-    query: &str,
-    collection: &str,
-    tenant: &str,
+/// What `rag search` looks for.
+struct Lookup<'a> {
+    query: &'a str,
+    collection: &'a str,
+    tenant: &'a str,
+    mode: SearchMode,
     top_k: usize,
     threshold: Option<f32>,
-    json: bool,
-) -> ExitCode {
-    if top_k == 0 {
+}
+
+async fn search(rag: &Rag, l: &Lookup<'_>, json: bool) -> ExitCode {
+    if l.top_k == 0 {
         return fail("--top-k must be at least 1");
     }
-    let hits = match rag
-        .search(collection, tenant, query, top_k, threshold)
-        .await
-    {
+    let hits = rag.search(l.collection, l.tenant, l.query, l.mode, l.top_k, l.threshold);
+    let hits = match hits.await {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
     if hits.is_empty() && !json {
-        println!("no chunks (tenant {tenant})");
+        println!("no chunks (tenant {})", l.tenant);
     }
     for (i, h) in hits.iter().enumerate() {
         let p = &h.payload;

@@ -20,7 +20,7 @@ pub use models::{
     RoutingPolicy, LOCAL_BATCH, MAX_LOCAL_BATCH,
 };
 pub use observe::{AuditConfig, OnFull, TelemetryConfig, MIN_HMAC_KEY_BYTES};
-pub use rag::{valid_collection_name, ChunkSize, RagConfig, StoreConfig};
+pub use rag::{valid_collection_name, ChunkSize, RagConfig, SearchMode, StoreConfig};
 pub use tools::{normalise_prefix, HttpGetConfig, ToolsConfig};
 
 use std::collections::HashMap;

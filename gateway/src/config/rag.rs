@@ -193,3 +193,37 @@ pub fn valid_collection_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
+
+/// How retrieval searches a collection (`retrieval.mode` in a policy, `mode` in
+/// `POST /v1/rag/search`, `gatehouse rag search --mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Nearest neighbours of the query's embedding.
+    Dense,
+    /// Dense and keyword (BM25) search fused: finds exact identifiers (CVE ids, hashes,
+    /// hostnames) that embeddings miss (docs/rag.md, "Hybrid retrieval").
+    #[default]
+    Hybrid,
+}
+
+impl SearchMode {
+    /// Its name in configuration and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dense => "dense",
+            Self::Hybrid => "hybrid",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "dense" => Ok(Self::Dense),
+            "hybrid" => Ok(Self::Hybrid),
+            other => Err(format!("`{other}`: expected dense or hybrid")),
+        }
+    }
+}

@@ -111,9 +111,16 @@ pub async fn search(
             let r = rag::search(&body)?;
             let tenant = tenant_for(&caller, r.tenant)?;
             let hits = rag
-                .search(&collection, &tenant, &r.query, r.top_k, r.score_threshold)
+                .search(
+                    &collection,
+                    &tenant,
+                    &r.query,
+                    r.mode,
+                    r.top_k,
+                    r.score_threshold,
+                )
                 .await?;
-            Ok(Json(rag::search_response(&collection, &tenant, &hits)).into_response())
+            Ok(Json(rag::search_response(&collection, &tenant, r.mode, &hits)).into_response())
         }
         .await,
     )
@@ -136,7 +143,12 @@ pub async fn collections(State(state): State<Arc<AppState>>, req: Request) -> Re
                 .map_err(crate::rag::RagError::from)?;
             let data: Vec<_> = list
                 .iter()
-                .map(|c| json!({ "name": c.name, "dimension": c.dim, "points": c.points }))
+                .map(|c| json!({
+                    "name": c.name,
+                    "dimension": c.dim,
+                    "points": c.points,
+                    "indexed_vectors": c.indexed,
+                }))
                 .collect();
             Ok(Json(json!({ "object": "list", "data": data })).into_response())
         }

@@ -51,6 +51,7 @@ pub struct RawRetrieval {
     pub collection: String,
     pub top_k: Option<usize>,
     pub score_threshold: Option<f32>,
+    pub mode: Option<String>,
     pub max_context_tokens: Option<usize>,
     pub timeout_ms: Option<u64>,
     pub on_empty: Option<String>,

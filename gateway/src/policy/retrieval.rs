@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::raw::RawRetrieval;
+use crate::config::SearchMode;
 
 /// What to do when retrieval yields no context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -32,8 +33,10 @@ pub struct Retrieval {
     pub collection: String,
     /// Chunks retrieved.
     pub top_k: usize,
-    /// Minimum cosine similarity.
+    /// Minimum cosine similarity (of the dense side in hybrid mode).
     pub score_threshold: Option<f32>,
+    /// Dense, or hybrid (dense fused with keyword matches).
+    pub mode: SearchMode,
     /// Estimated tokens of chunk text given to the model.
     pub max_context_tokens: usize,
     /// Time embedding and search may take.
@@ -69,6 +72,10 @@ impl Retrieval {
             Some("refuse") => OnBlocked::Refuse,
             Some(o) => return Err(("on_blocked", format!("`{o}`: expected drop or refuse"))),
         };
+        let mode = match r.mode.as_deref() {
+            None => SearchMode::default(),
+            Some(m) => m.parse().map_err(|e| ("mode", e))?,
+        };
         if !crate::config::valid_collection_name(&r.collection) {
             return Err((
                 "collection",
@@ -82,6 +89,7 @@ impl Retrieval {
             collection: r.collection,
             top_k: r.top_k.unwrap_or(4),
             score_threshold: r.score_threshold,
+            mode,
             max_context_tokens: r.max_context_tokens.unwrap_or(1000),
             timeout: Duration::from_millis(r.timeout_ms.unwrap_or(3000)),
             on_empty: missing(r.on_empty, "on_empty")?,

@@ -102,6 +102,14 @@ impl Target<'_> {
         Ok(stored)
     }
 
+    /// Indexes what the run wrote or deleted, once at its end rather than per write.
+    async fn finish(&self, report: IngestReport) -> Result<IngestReport, IngestError> {
+        if report.written + report.deleted > 0 {
+            self.store.index(self.collection).await?;
+        }
+        Ok(report)
+    }
+
     /// Brings one source in step with `text`: embeds and writes its new chunks, deletes the
     /// ones it no longer has.
     async fn source(
@@ -205,7 +213,7 @@ pub async fn ingest(
                 .await?;
         }
     }
-    Ok(report)
+    target.finish(report).await
 }
 
 /// Ingests documents given as text; each replaces what its source had. Other sources are
@@ -221,7 +229,7 @@ pub async fn ingest_documents(
             .source(&d.source, &d.text, d.format, &stored, &mut report)
             .await?;
     }
-    Ok(report)
+    target.finish(report).await
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod chunk;
 pub mod documents;
 pub mod ingest;
+pub mod keywords;
 pub mod service;
 pub mod store;
 

@@ -11,7 +11,7 @@ use super::ingest::{self, Document, IngestError, IngestReport, Target};
 use super::store::{EdgeStore, Hit, StoreError, VectorStore};
 use crate::backends::embedding::EmbeddingBackend;
 use crate::backends::Backend;
-use crate::config::{RagConfig, StoreConfig};
+use crate::config::{RagConfig, SearchMode, StoreConfig};
 use crate::models::{ModelRegistry, ModelState};
 
 /// Errors of retrieval and ingestion.
@@ -236,13 +236,15 @@ impl Rag {
         })
     }
 
-    /// The `top_k` chunks of `tenant` in `collection` nearest to `query`, best first, none
-    /// scoring below `score_threshold`.
+    /// The `top_k` chunks of `tenant` in `collection` that best answer `query`, best first:
+    /// the nearest by embedding, fused with keyword matches in hybrid `mode`
+    /// ([`VectorStore::search_hybrid`]); `score_threshold` is a cosine for the dense side.
     pub async fn search(
         &self,
         collection: &str,
         tenant: &str,
         query: &str,
+        mode: SearchMode,
         top_k: usize,
         score_threshold: Option<f32>,
     ) -> Result<Vec<Hit>, RagError> {
@@ -251,9 +253,18 @@ impl Rag {
             .await?
             .pop()
             .ok_or_else(|| RagError::Embedding("no vector for the query".into()))?;
-        Ok(self
-            .store
-            .search(collection, tenant, vector, top_k, score_threshold)
-            .await?)
+        let store = self.store.as_ref();
+        Ok(match mode {
+            SearchMode::Dense => {
+                store
+                    .search(collection, tenant, vector, top_k, score_threshold)
+                    .await?
+            }
+            SearchMode::Hybrid => {
+                store
+                    .search_hybrid(collection, tenant, vector, query, top_k, score_threshold)
+                    .await?
+            }
+        })
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: real servers on port 0 with the real model.
 #![allow(dead_code, missing_docs)]
 
+pub mod qdrant;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;

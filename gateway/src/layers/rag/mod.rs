@@ -211,7 +211,14 @@ impl Retrieve {
         question: &str,
     ) -> Result<Vec<Hit>, SearchError> {
         let rag = self.rag.as_ref().ok_or(SearchError::NotConfigured)?;
-        let search = rag.search(&r.collection, tenant, question, r.top_k, r.score_threshold);
+        let search = rag.search(
+            &r.collection,
+            tenant,
+            question,
+            r.mode,
+            r.top_k,
+            r.score_threshold,
+        );
         match tokio::time::timeout(r.timeout, search).await {
             Ok(found) => Ok(found?),
             Err(_) => Err(SearchError::Timeout(r.timeout)),

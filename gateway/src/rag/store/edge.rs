@@ -12,13 +12,15 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use futures::FutureExt as _;
 use qdrant_edge::{
-    Distance, EdgeConfig, EdgeShard, EdgeVectorParams, PointId, PointStruct, PointStructPersisted,
-    Vectors,
+    Distance, EdgeConfig, EdgeOptimizersConfig, EdgeShard, EdgeSparseVectorParams,
+    EdgeVectorParams, HnswIndexConfig, Modifier, PointId, PointStruct, PointStructPersisted,
+    SparseVector, Vector, Vectors,
 };
 
 use self::collection::{backend, tenant_filter, Collection};
+use crate::rag::keywords;
 use super::{
-    point_id, valid_collection_name, ChunkPoint, CollectionInfo, Hit, StoreError, StoreFuture,
+    index, keyword_text, point_id, valid_collection_name, ChunkPoint, CollectionInfo, Hit, StoreError, StoreFuture,
     StoredChunk, VectorStore,
 };
 
@@ -127,11 +129,7 @@ impl Inner {
         let shard = if is_shard_dir(&path) {
             EdgeShard::load(&path, None)
         } else {
-            let params = EdgeVectorParams::builder(dim, Distance::Cosine).build();
-            EdgeShard::new(
-                &path,
-                EdgeConfig::builder().vector(VECTOR_NAME, params).build(),
-            )
+            EdgeShard::new(&path, shard_config(dim))
         };
         let collection = Collection::new(name, shard.map_err(backend)?)?;
         collection.check_dim(name, dim)?;
@@ -160,6 +158,7 @@ impl Inner {
                 name,
                 dim: c.dim,
                 points: c.count(None)?,
+                indexed: c.shard.info().indexed_vectors_count,
             });
         }
         infos.sort_by(|a, b| a.name.cmp(&b.name));
@@ -205,7 +204,13 @@ impl VectorStore for EdgeStore {
                 let p = &payload;
                 let id = point_id(&p.tenant, &p.source, p.chunk, &p.content_hash);
                 let json = serde_json::to_value(&payload).map_err(backend)?;
-                let vectors = Vectors::new_named([(VECTOR_NAME, vector)]);
+                let mut named = vec![(VECTOR_NAME, Vector::from(vector))];
+                if c.keywords {
+                    let k = keywords::document(&keyword_text(&payload));
+                    let sparse = SparseVector::new(k.indices, k.values).map_err(backend)?;
+                    named.push((index::KEYWORDS_NAME, Vector::from(sparse)));
+                }
+                let vectors = Vectors::new_named(named);
                 by_id.insert(id, PointStruct::new(id, vectors, json).into());
             }
             let written = by_id.len();
@@ -265,6 +270,14 @@ impl VectorStore for EdgeStore {
         .boxed()
     }
 
+    fn index<'a>(&'a self, collection: &'a str) -> StoreFuture<'a, ()> {
+        async move {
+            let c = self.collection(collection)?;
+            blocking(move || c.optimize()).await
+        }
+        .boxed()
+    }
+
     fn search<'a>(
         &'a self,
         collection: &'a str,
@@ -280,10 +293,66 @@ impl VectorStore for EdgeStore {
                 return Ok(Vec::new());
             }
             let filter = tenant_filter(tenant, None)?;
-            blocking(move || c.search(vector, filter, top_k, score_threshold)).await
+            blocking(move || c.search(vector, None, filter, top_k, score_threshold)).await
         }
         .boxed()
     }
+
+    fn search_hybrid<'a>(
+        &'a self,
+        collection: &'a str,
+        tenant: &'a str,
+        vector: Vec<f32>,
+        text: &'a str,
+        top_k: usize,
+        score_threshold: Option<f32>,
+    ) -> StoreFuture<'a, Vec<Hit>> {
+        async move {
+            let c = self.collection(collection)?;
+            c.check_dim(collection, vector.len())?;
+            if top_k == 0 {
+                return Ok(Vec::new());
+            }
+            let filter = tenant_filter(tenant, None)?;
+            let query = keywords::query(text);
+            let fusion = index::fusion(query.identifiers);
+            let (indices, values) = (query.vector.indices, query.vector.values);
+            let sparse = SparseVector::new(indices, values).map_err(backend)?;
+            let keywords = Some((sparse, fusion));
+            blocking(move || c.search(vector, keywords, filter, top_k, score_threshold)).await
+        }
+        .boxed()
+    }
+}
+
+/// A new collection's shard: one cosine vector, the keyword vector, and the shared index
+/// settings, written out rather than left to the engine's defaults.
+fn shard_config(dim: usize) -> EdgeConfig {
+    let hnsw = HnswIndexConfig {
+        m: index::HNSW_M,
+        ef_construct: index::HNSW_EF_CONSTRUCT,
+        full_scan_threshold: index::FULL_SCAN_THRESHOLD_KB,
+        // 0: as many threads as the machine has (the engine caps it).
+        max_indexing_threads: 0,
+        on_disk: Some(false),
+        payload_m: None,
+        inline_storage: None,
+    };
+    let optimizers = EdgeOptimizersConfig {
+        indexing_threshold: Some(index::INDEXING_THRESHOLD_KB),
+        ..EdgeOptimizersConfig::default()
+    };
+    let params = EdgeVectorParams::builder(dim, Distance::Cosine).build();
+    // The store keeps the IDF statistics and applies them at query time (keywords.rs).
+    let keywords = EdgeSparseVectorParams::builder()
+        .modifier(Modifier::Idf)
+        .build();
+    EdgeConfig::builder()
+        .vector(VECTOR_NAME, params)
+        .sparse_vector(index::KEYWORDS_NAME, keywords)
+        .hnsw_config(hnsw)
+        .optimizers(optimizers)
+        .build()
 }
 
 /// Runs blocking engine work off the async worker threads.

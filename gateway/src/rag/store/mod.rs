@@ -7,6 +7,7 @@
 #[cfg(test)]
 mod contract;
 pub mod edge;
+pub mod index;
 pub mod qdrant;
 
 pub use edge::EdgeStore;
@@ -62,6 +63,9 @@ pub struct CollectionInfo {
     pub dim: usize,
     /// Number of stored points (all tenants).
     pub points: usize,
+    /// Vectors in an HNSW index; the others are searched exactly. The server counts in the
+    /// background, so its figure lags behind writes.
+    pub indexed: usize,
 }
 
 /// A stored chunk without its text and vector (for dedup and deletion).
@@ -145,6 +149,12 @@ pub trait VectorStore: Send + Sync {
         source: &'a str,
     ) -> StoreFuture<'a, usize>;
 
+    /// Brings the collection's search index up to date after writes; called at the end of
+    /// an ingestion. Blocks (off the async workers) while an index is built, so searches
+    /// stay fast without indexing after every small write. A server store has nothing to
+    /// do: the server indexes in the background.
+    fn index<'a>(&'a self, collection: &'a str) -> StoreFuture<'a, ()>;
+
     /// Returns up to `top_k` chunks of `tenant` nearest to `vector`, best first,
     /// dropping those scoring below `score_threshold`.
     fn search<'a>(
@@ -155,6 +165,30 @@ pub trait VectorStore: Send + Sync {
         top_k: usize,
         score_threshold: Option<f32>,
     ) -> StoreFuture<'a, Vec<Hit>>;
+
+    /// Hybrid search: the dense neighbours of `vector` and the keyword (BM25) matches of
+    /// `text` ([`crate::rag::keywords`]), fused ([`index::fusion`]); up to `top_k`, best
+    /// first. Scores are fused scores, not cosines, and `score_threshold` (a cosine) only
+    /// filters the dense side: an exact keyword match can still be found. A collection
+    /// created before keyword vectors existed is searched dense-only.
+    fn search_hybrid<'a>(
+        &'a self,
+        collection: &'a str,
+        tenant: &'a str,
+        vector: Vec<f32>,
+        text: &'a str,
+        top_k: usize,
+        score_threshold: Option<f32>,
+    ) -> StoreFuture<'a, Vec<Hit>>;
+}
+
+/// The text a chunk's keyword vector is made of: its title (a heading names what the
+/// chunk is about) and its text.
+pub(crate) fn keyword_text(payload: &ChunkPayload) -> String {
+    match &payload.title {
+        Some(title) => format!("{title}\n{}", payload.text),
+        None => payload.text.clone(),
+    }
 }
 
 /// The point id of a chunk: first 8 bytes (big-endian u64) of

@@ -13,20 +13,23 @@ use futures::{FutureExt as _, StreamExt as _};
 use qdrant_client::qdrant::{
     CollectionInfo as RemoteInfo, Condition, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
-    KeywordIndexParamsBuilder, NamedVectors, PayloadIncludeSelector, PointId, PointStruct, Query,
-    QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
-    VectorsConfigBuilder,
+    Fusion, HnswConfigDiffBuilder, KeywordIndexParamsBuilder, Modifier, NamedVectors,
+    OptimizersConfigDiffBuilder, PayloadIncludeSelector, PointId, PointStruct,
+    PrefetchQueryBuilder, Query, QueryPointsBuilder, Rrf, ScrollPointsBuilder, SearchParamsBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector, VectorInput,
+    VectorParamsBuilder, VectorsConfigBuilder,
 };
 use qdrant_client::{Qdrant, QdrantError};
 use tonic::Code;
 
 use super::edge::VECTOR_NAME;
+use crate::rag::keywords;
 use super::{
-    point_id, valid_collection_name, ChunkPayload, ChunkPoint, CollectionInfo, Hit, StoreError,
+    index, keyword_text, point_id, valid_collection_name, ChunkPayload, ChunkPoint, CollectionInfo, Hit, StoreError,
     StoreFuture, StoredChunk, VectorStore,
 };
 use wire::{
-    decode_payload, dense_dim, is_protocol_mismatch, num_id, tenant_filter, to_payload, ChunkKey,
+    decode_payload, is_protocol_mismatch, num_id, shape, tenant_filter, to_payload, ChunkKey, Shape,
 };
 
 mod wire;
@@ -53,7 +56,7 @@ pub struct QdrantStore {
     client: Qdrant,
     /// For error messages: which server failed.
     url: String,
-    dims: RwLock<HashMap<String, usize>>,
+    shapes: RwLock<HashMap<String, Shape>>,
 }
 
 impl QdrantStore {
@@ -94,7 +97,7 @@ impl QdrantStore {
         Ok(Self {
             client,
             url: url.to_owned(),
-            dims: RwLock::new(HashMap::new()),
+            shapes: RwLock::new(HashMap::new()),
         })
     }
 
@@ -131,6 +134,10 @@ impl QdrantStore {
             Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => {
                 StoreError::Unavailable(format!("Qdrant at {}: {msg}", self.url))
             }
+            Code::Unauthenticated | Code::PermissionDenied => StoreError::Backend(format!(
+                "Qdrant at {} refused the request: {msg} (is the API key in `rag.api_key_env` the server's?)",
+                self.url
+            )),
             // qdrant-client wraps failed (re)connects in `Internal`, not `Unavailable`.
             Code::Internal if msg.starts_with("Failed to connect") => {
                 StoreError::Unavailable(format!("cannot reach Qdrant at {}: {msg}", self.url))
@@ -149,13 +156,13 @@ impl QdrantStore {
     }
 
     fn forget(&self, collection: &str) {
-        let mut dims = self.dims.write().unwrap_or_else(PoisonError::into_inner);
-        dims.remove(collection);
+        let mut shapes = self.shapes.write().unwrap_or_else(PoisonError::into_inner);
+        shapes.remove(collection);
     }
 
-    fn remember(&self, collection: &str, dim: usize) {
-        let mut dims = self.dims.write().unwrap_or_else(PoisonError::into_inner);
-        dims.insert(collection.to_owned(), dim);
+    fn remember(&self, collection: &str, shape: Shape) {
+        let mut shapes = self.shapes.write().unwrap_or_else(PoisonError::into_inner);
+        shapes.insert(collection.to_owned(), shape);
     }
 
     /// The collection's info, or `None` if it does not exist.
@@ -169,35 +176,28 @@ impl QdrantStore {
         }
     }
 
-    /// The collection's dimension (cached), after checking its name.
-    async fn dim(&self, collection: &str) -> Result<usize, StoreError> {
+    /// The collection's shape (cached), after checking its name.
+    async fn shape(&self, collection: &str) -> Result<Shape, StoreError> {
         if !valid_collection_name(collection) {
             return Err(StoreError::InvalidName(collection.to_owned()));
         }
         let cached = {
-            let dims = self.dims.read().unwrap_or_else(PoisonError::into_inner);
-            dims.get(collection).copied()
+            let shapes = self.shapes.read().unwrap_or_else(PoisonError::into_inner);
+            shapes.get(collection).copied()
         };
-        if let Some(dim) = cached {
-            return Ok(dim);
+        if let Some(shape) = cached {
+            return Ok(shape);
         }
         let info = self.info(collection).await?;
         let info = info.ok_or_else(|| StoreError::NoSuchCollection(collection.to_owned()))?;
-        let dim = dense_dim(collection, &info)?;
-        self.remember(collection, dim);
-        Ok(dim)
+        let found = shape(collection, &info)?;
+        self.remember(collection, found);
+        Ok(found)
     }
 
-    async fn check_dim(&self, collection: &str, got: usize) -> Result<(), StoreError> {
-        let expected = self.dim(collection).await?;
-        if got == expected {
-            return Ok(());
-        }
-        Err(StoreError::DimensionMismatch {
-            collection: collection.to_owned(),
-            expected,
-            got,
-        })
+    /// The collection's dimension (cached), after checking its name.
+    async fn dim(&self, collection: &str) -> Result<usize, StoreError> {
+        self.shape(collection).await.map(|s| s.dim)
     }
 
     async fn create(&self, name: &str, dim: usize) -> Result<(), StoreError> {
@@ -206,7 +206,24 @@ impl QdrantStore {
             VECTOR_NAME,
             VectorParamsBuilder::new(dim as u64, Distance::Cosine),
         );
-        let request = CreateCollectionBuilder::new(name).vectors_config(vectors);
+        // Written out, not left to the server's defaults, so that both stores index alike.
+        let hnsw = HnswConfigDiffBuilder::default()
+            .m(index::HNSW_M as u64)
+            .ef_construct(index::HNSW_EF_CONSTRUCT as u64)
+            .full_scan_threshold(index::FULL_SCAN_THRESHOLD_KB as u64);
+        let optimizers = OptimizersConfigDiffBuilder::default()
+            .indexing_threshold(index::INDEXING_THRESHOLD_KB as u64);
+        // The server keeps the IDF statistics and applies them at query time (keywords.rs).
+        let mut sparse = SparseVectorsConfigBuilder::default();
+        sparse.add_named_vector_params(
+            index::KEYWORDS_NAME,
+            SparseVectorParamsBuilder::default().modifier(Modifier::Idf),
+        );
+        let request = CreateCollectionBuilder::new(name)
+            .vectors_config(vectors)
+            .sparse_vectors_config(sparse)
+            .hnsw_config(hnsw)
+            .optimizers_config(optimizers);
         self.client
             .create_collection(request)
             .await
@@ -270,16 +287,23 @@ impl QdrantStore {
         let Some(info) = self.info(&name).await? else {
             return Ok(None);
         };
-        let Ok(dim) = dense_dim(&name, &info) else {
+        let Ok(found) = shape(&name, &info) else {
             return Ok(None);
         };
-        self.remember(&name, dim);
+        self.remember(&name, found);
+        let dim = found.dim;
         let points = match self.count(&name, None).await {
             Ok(n) => n,
             Err(StoreError::NoSuchCollection(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(Some(CollectionInfo { name, dim, points }))
+        let indexed = info.indexed_vectors_count.unwrap_or(0) as usize;
+        Ok(Some(CollectionInfo {
+            name,
+            dim,
+            points,
+            indexed,
+        }))
     }
 }
 
@@ -310,12 +334,12 @@ impl VectorStore for QdrantStore {
                     }
                 }
             };
-            let found = dense_dim(name, &info)?;
+            let found = shape(name, &info)?;
             self.remember(name, found);
-            if found != dim {
+            if found.dim != dim {
                 return Err(StoreError::DimensionMismatch {
                     collection: name.to_owned(),
-                    expected: found,
+                    expected: found.dim,
                     got: dim,
                 });
             }
@@ -360,7 +384,7 @@ impl VectorStore for QdrantStore {
         points: Vec<ChunkPoint>,
     ) -> StoreFuture<'a, usize> {
         async move {
-            let dim = self.dim(collection).await?;
+            let Shape { dim, keywords } = self.shape(collection).await?;
             // Validate the whole batch first so a bad point cannot leave it half-written.
             // Keyed by id: a batch repeating a chunk writes it once (last copy wins).
             let mut by_id: BTreeMap<u64, PointStruct> = BTreeMap::new();
@@ -374,7 +398,12 @@ impl VectorStore for QdrantStore {
                 }
                 let p = &payload;
                 let id = point_id(&p.tenant, &p.source, p.chunk, &p.content_hash);
-                let vectors = NamedVectors::default().add_vector(VECTOR_NAME, vector);
+                let mut vectors = NamedVectors::default().add_vector(VECTOR_NAME, vector);
+                if keywords {
+                    let k = keywords::document(&keyword_text(&payload));
+                    let sparse = Vector::new_sparse(k.indices, k.values);
+                    vectors = vectors.add_vector(index::KEYWORDS_NAME, sparse);
+                }
                 by_id.insert(id, PointStruct::new(id, vectors, to_payload(&payload)?));
             }
             let written = by_id.len();
@@ -481,6 +510,11 @@ impl VectorStore for QdrantStore {
         .boxed()
     }
 
+    fn index<'a>(&'a self, collection: &'a str) -> StoreFuture<'a, ()> {
+        // The server's optimizers index in the background; only check the collection exists.
+        async move { self.dim(collection).await.map(drop) }.boxed()
+    }
+
     fn search<'a>(
         &'a self,
         collection: &'a str,
@@ -489,39 +523,114 @@ impl VectorStore for QdrantStore {
         top_k: usize,
         score_threshold: Option<f32>,
     ) -> StoreFuture<'a, Vec<Hit>> {
-        async move {
-            self.check_dim(collection, vector.len()).await?;
-            if top_k == 0 {
-                return Ok(Vec::new());
-            }
-            let mut request = QueryPointsBuilder::new(collection)
-                .query(Query::new_nearest(vector))
-                .using(VECTOR_NAME)
-                .filter(tenant_filter(tenant, None))
-                .limit(top_k as u64)
-                .with_payload(true)
-                .with_vectors(false);
-            if let Some(threshold) = score_threshold {
-                request = request.score_threshold(threshold);
-            }
-            let response = self
-                .client
-                .query(request)
-                .await
-                .map_err(|e| self.error(Some(collection), e))?;
-            response
-                .result
-                .into_iter()
-                .map(|p| {
-                    Ok(Hit {
-                        id: num_id(p.id)?,
-                        score: p.score,
-                        payload: decode_payload::<ChunkPayload>(p.payload)?,
-                    })
-                })
-                .collect()
+        self.query(collection, tenant, vector, None, top_k, score_threshold)
+            .boxed()
+    }
+
+    fn search_hybrid<'a>(
+        &'a self,
+        collection: &'a str,
+        tenant: &'a str,
+        vector: Vec<f32>,
+        text: &'a str,
+        top_k: usize,
+        score_threshold: Option<f32>,
+    ) -> StoreFuture<'a, Vec<Hit>> {
+        let keywords = Some(keywords::query(text));
+        self.query(collection, tenant, vector, keywords, top_k, score_threshold)
+            .boxed()
+    }
+}
+
+impl QdrantStore {
+    /// Dense search, fused with the `keywords` matches when given (and the collection has
+    /// the keyword vector).
+    async fn query(
+        &self,
+        collection: &str,
+        tenant: &str,
+        vector: Vec<f32>,
+        keywords: Option<keywords::Query>,
+        top_k: usize,
+        score_threshold: Option<f32>,
+    ) -> Result<Vec<Hit>, StoreError> {
+        let shape = self.shape(collection).await?;
+        if vector.len() != shape.dim {
+            return Err(StoreError::DimensionMismatch {
+                collection: collection.to_owned(),
+                expected: shape.dim,
+                got: vector.len(),
+            });
         }
-        .boxed()
+        if top_k == 0 {
+            return Ok(Vec::new());
+        }
+        let params = SearchParamsBuilder::default().hnsw_ef(index::HNSW_EF);
+        let filter = tenant_filter(tenant, None);
+        let keywords = keywords.filter(|k| shape.keywords && !k.vector.is_empty());
+        let mut request = QueryPointsBuilder::new(collection)
+            .filter(filter.clone())
+            .limit(top_k as u64)
+            .with_payload(true)
+            .with_vectors(false);
+        match keywords {
+            None => {
+                request = request
+                    .query(Query::new_nearest(vector))
+                    .using(VECTOR_NAME)
+                    .params(params);
+                if let Some(threshold) = score_threshold {
+                    request = request.score_threshold(threshold);
+                }
+            }
+            Some(k) => {
+                let limit = index::prefetch(top_k) as u64;
+                let mut dense = PrefetchQueryBuilder::default()
+                    .query(Query::new_nearest(vector))
+                    .using(VECTOR_NAME)
+                    .params(params)
+                    .filter(filter.clone())
+                    .limit(limit);
+                if let Some(threshold) = score_threshold {
+                    dense = dense.score_threshold(threshold);
+                }
+                let sparse = PrefetchQueryBuilder::default()
+                    .query(Query::new_nearest(VectorInput::new_sparse(
+                        k.vector.indices,
+                        k.vector.values,
+                    )))
+                    .using(index::KEYWORDS_NAME)
+                    .filter(filter)
+                    .limit(limit);
+                let fusion = match index::fusion(k.identifiers) {
+                    index::Fusion::Scores => Query::new_fusion(Fusion::Dbsf),
+                    index::Fusion::Ranks(weights) => Query::new_rrf(Rrf {
+                        k: Some(index::RRF_K as u32),
+                        weights: weights.to_vec(),
+                    }),
+                };
+                request = request
+                    .add_prefetch(dense)
+                    .add_prefetch(sparse)
+                    .query(fusion);
+            }
+        }
+        let response = self
+            .client
+            .query(request)
+            .await
+            .map_err(|e| self.error(Some(collection), e))?;
+        response
+            .result
+            .into_iter()
+            .map(|p| {
+                Ok(Hit {
+                    id: num_id(p.id)?,
+                    score: p.score,
+                    payload: decode_payload::<ChunkPayload>(p.payload)?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -5,14 +5,15 @@ use std::sync::{Mutex, PoisonError};
 use qdrant_edge::external::ordered_float::OrderedFloat;
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, EdgeShard, FieldCondition, FieldIndexOperations, Filter,
-    JsonPath, Match, NamedQuery, OperationError, Payload, PayloadFieldSchema, PayloadSchemaType,
-    PointId, PointInsertOperations, PointOperations, PointStructPersisted, QueryEnum, QueryRequest,
-    ScoringQuery, ScrollRequest, UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
+    Fusion, JsonPath, Match, NamedQuery, OperationError, Payload, PayloadFieldSchema,
+    PayloadSchemaType, PointId, PointInsertOperations, PointOperations, PointStructPersisted,
+    Prefetch, QueryEnum, QueryRequest, ScoringQuery, ScrollRequest, SearchParams, SparseVector,
+    UpdateOperation, VectorInternal, WithPayloadInterface, WithVector,
 };
 use serde::de::DeserializeOwned;
 
 use super::VECTOR_NAME;
-use crate::rag::store::{Hit, StoreError, StoredChunk};
+use crate::rag::store::{index, Hit, StoreError, StoredChunk};
 
 /// Payload fields that get a keyword index; every query filters on them.
 pub(super) const INDEXED_FIELDS: [&str; 2] = ["tenant", "source"];
@@ -25,6 +26,8 @@ pub(super) const PAGE: usize = 256;
 pub(super) struct Collection {
     pub(super) shard: EdgeShard,
     pub(super) dim: usize,
+    /// Whether the shard has the keyword vector (collections created before it have not).
+    pub(super) keywords: bool,
     /// `EdgeShard::flush` panics if another thread holds the WAL lock, so every
     /// update+flush sequence on a shard runs under this lock.
     writes: Mutex<()>,
@@ -36,8 +39,17 @@ impl Collection {
         let dim = dim.ok_or_else(|| {
             StoreError::Backend(format!("collection `{name}` has no `{VECTOR_NAME}` vector"))
         })?;
+        let keywords = shard
+            .config()
+            .sparse_vectors
+            .contains_key(index::KEYWORDS_NAME);
         let writes = Mutex::new(());
-        Ok(Self { shard, dim, writes })
+        Ok(Self {
+            shard,
+            dim,
+            keywords,
+            writes,
+        })
     }
 
     pub(super) fn check_dim(&self, name: &str, got: usize) -> Result<(), StoreError> {
@@ -83,6 +95,13 @@ impl Collection {
     pub(super) fn upsert(&self, points: Vec<PointStructPersisted>) -> Result<(), StoreError> {
         let op = PointOperations::UpsertPoints(PointInsertOperations::PointsList(points));
         self.write(|shard| shard.update(UpdateOperation::PointOperation(op)))
+    }
+
+    /// Runs the engine's optimizers until none has work: builds the HNSW index of segments
+    /// past the indexing threshold, merges small segments, drops deleted points. Searches
+    /// go on meanwhile (the engine swaps segments in when they are ready); writes wait.
+    pub(super) fn optimize(&self) -> Result<(), StoreError> {
+        self.write(|shard| shard.optimize().map(drop))
     }
 
     /// Exact count: `ShardInfo::points_count` is only approximate.
@@ -145,25 +164,69 @@ impl Collection {
         Ok(out)
     }
 
-    /// Nearest neighbours of `vector` among points matching `filter`, best first.
+    /// Nearest neighbours of `vector` among points matching `filter`, best first; with
+    /// `keywords` (and a keyword vector in the shard), fused with the keyword matches as
+    /// `index::Fusion` says.
     pub(super) fn search(
         &self,
         vector: Vec<f32>,
+        keywords: Option<(SparseVector, index::Fusion)>,
         filter: Filter,
         top_k: usize,
         score_threshold: Option<f32>,
     ) -> Result<Vec<Hit>, StoreError> {
-        let query = NamedQuery::new(VectorInternal::Dense(vector), VECTOR_NAME);
-        let request = QueryRequest {
-            prefetches: Vec::new(),
-            query: Some(ScoringQuery::Vector(QueryEnum::Nearest(query))),
-            filter: Some(filter),
-            score_threshold: score_threshold.map(OrderedFloat),
-            limit: top_k,
-            offset: 0,
-            params: None,
-            with_vector: WithVector::Bool(false),
-            with_payload: WithPayloadInterface::Bool(true),
+        let params = Some(SearchParams {
+            hnsw_ef: Some(index::HNSW_EF as usize),
+            ..SearchParams::default()
+        });
+        let dense = ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
+            VectorInternal::Dense(vector),
+            VECTOR_NAME,
+        )));
+        let keywords = keywords.filter(|(k, _)| self.keywords && !k.indices.is_empty());
+        let request = match keywords {
+            None => QueryRequest {
+                prefetches: Vec::new(),
+                query: Some(dense),
+                filter: Some(filter),
+                score_threshold: score_threshold.map(OrderedFloat),
+                limit: top_k,
+                offset: 0,
+                params,
+                with_vector: WithVector::Bool(false),
+                with_payload: WithPayloadInterface::Bool(true),
+            },
+            Some((sparse, fusion)) => {
+                let side = |query, score_threshold: Option<f32>| Prefetch {
+                    prefetches: Vec::new(),
+                    query: Some(query),
+                    limit: index::prefetch(top_k),
+                    params,
+                    filter: Some(filter.clone()),
+                    score_threshold: score_threshold.map(OrderedFloat),
+                };
+                let sparse = ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery::new(
+                    VectorInternal::Sparse(sparse),
+                    index::KEYWORDS_NAME,
+                )));
+                QueryRequest {
+                    prefetches: vec![side(dense, score_threshold), side(sparse, None)],
+                    query: Some(ScoringQuery::Fusion(match fusion {
+                        index::Fusion::Scores => Fusion::Dbsf,
+                        index::Fusion::Ranks(weights) => Fusion::Rrf {
+                            k: index::RRF_K,
+                            weights: Some(weights.map(OrderedFloat).to_vec()),
+                        },
+                    })),
+                    filter: Some(filter.clone()),
+                    score_threshold: None,
+                    limit: top_k,
+                    offset: 0,
+                    params: None,
+                    with_vector: WithVector::Bool(false),
+                    with_payload: WithPayloadInterface::Bool(true),
+                }
+            }
         };
         let points = self.shard.query(request).map_err(backend)?;
         points

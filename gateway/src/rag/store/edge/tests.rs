@@ -68,7 +68,7 @@ impl contract::Harness for Edge {
 contract::store_contract!({
     let dir = TempDir::new();
     let store = EdgeStore::open(dir.path()).unwrap();
-    Some(Edge { store, _dir: dir })
+    Edge { store, _dir: dir }
 });
 
 async fn points(store: &EdgeStore) -> usize {

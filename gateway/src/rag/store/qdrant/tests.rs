@@ -1,5 +1,6 @@
-//! Run against a real server when `QDRANT_URL` (gRPC, e.g. `http://127.0.0.1:6334`)
-//! is set, with `QDRANT_API_KEY` if the server needs one; otherwise they skip.
+//! Run against a real Qdrant server: `QDRANT_URL`'s (gRPC, e.g. `http://127.0.0.1:6334`,
+//! with `QDRANT_API_KEY` if it needs one), or else one these tests start from
+//! `../shared/qdrant/qdrant` (`QDRANT_BIN`), shared by the whole test process.
 //! Each test uses its own collections and drops them, even when it fails.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,9 @@ use super::*;
 use crate::rag::store::contract;
 use crate::rag::store::fixtures::{corpus, point};
 
-const SKIP: &str = "skipped: QDRANT_URL is not set (no Qdrant server to test against)";
+#[path = "../../../../tests/common/qdrant.rs"]
+mod test_server;
+use test_server::Qdrant as TestServer;
 
 /// A store on the test server plus the collections to drop afterwards.
 struct Server {
@@ -20,25 +23,22 @@ struct Server {
 }
 
 impl Server {
-    /// `None` (after printing why) when no server is configured.
-    fn get() -> Option<Self> {
-        let url = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty());
-        let Some(url) = url else {
-            eprintln!("{SKIP}");
-            return None;
-        };
-        let api_key = std::env::var("QDRANT_API_KEY")
-            .ok()
-            .filter(|k| !k.is_empty());
+    /// A store on the shared test server.
+    fn new() -> Self {
+        Self::on(TestServer::shared())
+    }
+
+    /// A store on `server`.
+    fn on(server: &TestServer) -> Self {
+        let (url, api_key) = (server.grpc_url.clone(), server.api_key.clone());
         let store = QdrantStore::connect(&url, api_key.clone(), Duration::from_secs(30))
-            .expect("QDRANT_URL is a valid URL");
-        let created = Vec::new();
-        Some(Self {
+            .expect("the test server's URL is valid");
+        Self {
             store,
             url,
             api_key,
-            created,
-        })
+            created: Vec::new(),
+        }
     }
 
     /// A collection name no other test (or earlier run) uses; dropped with `self`.
@@ -103,7 +103,7 @@ impl contract::Harness for Server {
     }
 }
 
-contract::store_contract!(Server::get());
+contract::store_contract!(Server::new());
 
 fn unique(tag: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -181,9 +181,7 @@ async fn plain_http_endpoint_gets_a_hint() {
 
 #[tokio::test]
 async fn ensure_collection_and_dimension_checks() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
+    let mut server = Server::new();
     let name = server.seeded("dims").await;
     let store = &server.store;
     store.ensure_collection(&name, 4).await.unwrap();
@@ -279,9 +277,7 @@ async fn ensure_collection_and_dimension_checks() {
 
 #[tokio::test]
 async fn collection_recreated_behind_the_stores_back() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
+    let mut server = Server::new();
     let name = server.seeded("recreate").await;
     let store = &server.store;
     // Caches dimension 4, then the collection disappears.
@@ -305,9 +301,7 @@ async fn collection_recreated_behind_the_stores_back() {
 
 #[tokio::test]
 async fn collections_lists_dims_and_counts() {
-    let Some(mut server) = Server::get() else {
-        return;
-    };
+    let mut server = Server::new();
     let docs = server.seeded("list_a").await;
     let other = server.name("list_b");
     server.store.ensure_collection(&other, 3).await.unwrap();
@@ -322,4 +316,30 @@ async fn collections_lists_dims_and_counts() {
     let mut expected = vec![(docs.as_str(), 4, 10), (other.as_str(), 3, 0)];
     expected.sort();
     assert_eq!(ours, expected);
+}
+
+#[tokio::test]
+async fn the_api_key_is_sent_and_a_wrong_one_is_named() {
+    let server = TestServer::start(Some("gatehouse-test-key"));
+    let mut keyed = Server::on(&server);
+    let name = keyed.name("keyed");
+    keyed.store.ensure_collection(&name, 4).await.unwrap();
+    assert_eq!(keyed.store.upsert(&name, corpus("acme")).await.unwrap(), 5);
+    for key in [None, Some("wrong-key".to_string())] {
+        let other =
+            QdrantStore::connect(&server.grpc_url, key.clone(), Duration::from_secs(30)).unwrap();
+        let err = other.collections().await.unwrap_err();
+        assert!(matches!(err, StoreError::Backend(_)), "{key:?}: {err}");
+        assert!(
+            err.to_string().contains("rag.api_key_env"),
+            "{key:?}: {err}"
+        );
+        let err = other
+            .search(&name, "acme", vec![1.0; 4], 3, None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{key:?}: {err}");
+    }
+    // Dropped before the server, so the collection is dropped while it still runs.
+    drop(keyed);
 }

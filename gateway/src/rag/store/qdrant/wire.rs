@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use tonic::Code;
 
 use crate::rag::store::edge::VECTOR_NAME;
+use crate::rag::store::index::KEYWORDS_NAME;
 use crate::rag::store::{ChunkPayload, StoreError};
 
 /// The payload fields `chunks` reads.
@@ -39,8 +40,27 @@ pub(super) fn is_protocol_mismatch(code: Code, msg: &str) -> bool {
         || msg.contains("transport error")
 }
 
+/// What the store needs to know of a collection to write and search it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Shape {
+    /// Dimension of the dense vector.
+    pub dim: usize,
+    /// Whether it has the keyword vector (collections created before it have not).
+    pub keywords: bool,
+}
+
+/// The collection's [`Shape`]; errors unless its `dense` vector is a cosine dense vector.
+pub(super) fn shape(name: &str, info: &RemoteInfo) -> Result<Shape, StoreError> {
+    let params = info.config.as_ref().and_then(|c| c.params.as_ref());
+    let sparse = params.and_then(|p| p.sparse_vectors_config.as_ref());
+    Ok(Shape {
+        dim: dense_dim(name, info)?,
+        keywords: sparse.is_some_and(|s| s.map.contains_key(KEYWORDS_NAME)),
+    })
+}
+
 /// Dimension of the collection's `dense` vector; errors unless it is a cosine dense vector.
-pub(super) fn dense_dim(name: &str, info: &RemoteInfo) -> Result<usize, StoreError> {
+fn dense_dim(name: &str, info: &RemoteInfo) -> Result<usize, StoreError> {
     let config = info.config.as_ref().and_then(|c| c.params.as_ref());
     let config = config.and_then(|p| p.vectors_config.as_ref());
     let params = match config.and_then(|v| v.config.as_ref()) {
