@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use gateway::backends::embedding::EmbeddingBackend;
 use gateway::config::{RagConfig, SearchMode, StoreConfig};
 use gateway::rag::chunk::ChunkSize;
-use gateway::rag::store::{point_id, ChunkPayload, ChunkPoint, EdgeStore, QdrantStore, VectorStore};
+use gateway::rag::store::{
+    point_id, ChunkPayload, ChunkPoint, EdgeStore, QdrantStore, VectorStore,
+};
 use gateway::rag::Rag;
 
 #[path = "../../gateway/tests/common/qdrant.rs"]
@@ -89,18 +91,37 @@ async fn main() {
     let reference = reference_embeddings(&paragraphs);
     let n = paragraphs.len() as f64;
     for (mode, secs, theirs) in [
-        ("one text per call", single, reference.as_ref().map(|r| r.single)),
-        ("batches of 32", batched, reference.as_ref().map(|r| r.batched)),
+        (
+            "one text per call",
+            single,
+            reference.as_ref().map(|r| r.single),
+        ),
+        (
+            "batches of 32",
+            batched,
+            reference.as_ref().map(|r| r.batched),
+        ),
     ] {
-        let vs = theirs.as_ref().map_or("-".into(), |t| format!("{:.2}", t / secs));
+        let vs = theirs
+            .as_ref()
+            .map_or("-".into(), |t| format!("{:.2}", t / secs));
         let rate = (n / secs, tokens as f64 / secs);
-        println!("| gatehouse | {mode} | {:.1} | {:.0} | {vs} |", rate.0, rate.1);
+        println!(
+            "| gatehouse | {mode} | {:.1} | {:.0} | {vs} |",
+            rate.0, rate.1
+        );
         if let Ok(t) = theirs {
             let rate = (n / t, tokens as f64 / t);
-            println!("| sentence-transformers | {mode} | {:.1} | {:.0} | 1.00 |", rate.0, rate.1);
+            println!(
+                "| sentence-transformers | {mode} | {:.1} | {:.0} | 1.00 |",
+                rate.0, rate.1
+            );
         }
     }
-    println!("\nGatehouse batched against one text per call: {:.2}x.", single / batched);
+    println!(
+        "\nGatehouse batched against one text per call: {:.2}x.",
+        single / batched
+    );
     match &reference {
         Ok(r) => {
             let cosines: Vec<String> = r
@@ -185,7 +206,11 @@ async fn main() {
                         let start: String = h.payload.text.chars().take(90).collect();
                         format!("{}#{} {start}", h.payload.source, h.payload.chunk)
                     });
-                    eprintln!("{} miss@1 {}: {rank:?}, top: {top:?}", mode.as_str(), q.question);
+                    eprintln!(
+                        "{} miss@1 {}: {rank:?}, top: {top:?}",
+                        mode.as_str(),
+                        q.question
+                    );
                 }
                 if let Some(r) = rank {
                     at5 += 1;
@@ -236,7 +261,8 @@ async fn main() {
         let edge = EdgeStore::open(&dir).unwrap();
         let load = data.load(&edge).await;
         if kind == Kind::EmbeddingLike {
-            data.measure(&edge, "qdrant-edge", "none (exact scan)").await;
+            data.measure(&edge, "qdrant-edge", "none (exact scan)")
+                .await;
         }
         let t = Instant::now();
         edge.index("scale").await.unwrap();
@@ -307,7 +333,9 @@ impl Generator {
         if kind == Kind::EmbeddingLike {
             // Fixed basis: data and queries share it.
             let mut b = Self::new(Kind::Uniform, dim, 0x5851_f42d_4c95_7f2d);
-            g.basis = (0..16).map(|_| (0..dim).map(|_| b.uniform()).collect()).collect();
+            g.basis = (0..16)
+                .map(|_| (0..dim).map(|_| b.uniform()).collect())
+                .collect();
         }
         g
     }
@@ -356,11 +384,16 @@ struct Reference {
 fn reference_embeddings(texts: &[String]) -> Result<Reference, String> {
     let venv = std::env::var_os("RAG_BENCH_VENV")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/gatehouse-reference-venv")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/gatehouse-reference-venv"))
+        })
         .ok_or("no HOME")?;
     let python = venv.join("bin/python");
     if !python.is_file() {
-        return Err(format!("no {} (run bench/rag/reference-venv)", python.display()));
+        return Err(format!(
+            "no {} (run bench/rag/reference-venv)",
+            python.display()
+        ));
     }
     let input = temp("reference-texts.json");
     std::fs::write(&input, serde_json::to_vec(texts).unwrap()).map_err(|e| e.to_string())?;
@@ -379,7 +412,12 @@ fn reference_embeddings(texts: &[String]) -> Result<Reference, String> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    let secs = |i: usize| lines.get(i).and_then(|l| l["seconds"].as_f64()).ok_or("bad output");
+    let secs = |i: usize| {
+        lines
+            .get(i)
+            .and_then(|l| l["seconds"].as_f64())
+            .ok_or("bad output")
+    };
     let vectors = lines
         .get(2)
         .and_then(|l| serde_json::from_value(l["vectors"].clone()).ok())
@@ -454,13 +492,19 @@ impl Scale {
     async fn measure(&self, store: &dyn VectorStore, name: &str, index: &str) {
         let mut queries = Generator::new(self.kind, self.dim, 0x2545_f491_4f6c_dd1d);
         for (tenant, share) in [("big", "90%"), ("small", "10%")] {
-            let own: Vec<&(u64, ChunkPayload, Vec<f32>)> =
-                self.points.iter().filter(|p| p.1.tenant == tenant).collect();
+            let own: Vec<&(u64, ChunkPayload, Vec<f32>)> = self
+                .points
+                .iter()
+                .filter(|p| p.1.tenant == tenant)
+                .collect();
             let (mut ms, mut found) = (Vec::new(), 0usize);
             for _ in 0..QUERIES {
                 let q = queries.unit();
                 let t = Instant::now();
-                let hits = store.search("scale", tenant, q.clone(), 10, None).await.unwrap();
+                let hits = store
+                    .search("scale", tenant, q.clone(), 10, None)
+                    .await
+                    .unwrap();
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
                 let mut exact: Vec<(f32, u64)> = own
                     .iter()

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
@@ -196,37 +197,50 @@ impl Embedder {
             .map_err(|e| EngineError::Validation(format!("cannot tokenize: {e}")))
     }
 
-    /// Embeds `texts` as one batch (blocking: call from a blocking thread).
+    /// Embeds `texts` (blocking: call from a blocking thread). Inputs are grouped by token
+    /// count into small batches ([`BATCH_TOKENS`]), so little is padded, and the batches run
+    /// on rayon's pool at once: candle's element-wise kernels are single-threaded, so one
+    /// batch at a time would leave all but one core idle outside the matmuls.
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings, EngineError> {
-        if texts.is_empty() {
-            return Ok(Embeddings {
-                vectors: Vec::new(),
-                tokens: 0,
-            });
-        }
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| EngineError::Validation(format!("cannot tokenize: {e}")))?;
-        let len = encodings
-            .iter()
-            .map(|e| e.get_ids().len())
-            .max()
-            .unwrap_or(0);
-        let tokens = encodings.iter().map(|e| e.get_ids().len()).sum();
-        let mut ids = Vec::with_capacity(texts.len() * len);
-        let mut mask = Vec::with_capacity(texts.len() * len);
-        for e in &encodings {
-            let n = e.get_ids().len();
-            ids.extend_from_slice(e.get_ids());
-            ids.extend(std::iter::repeat_n(0, len - n));
-            mask.extend(std::iter::repeat_n(1f32, n));
-            mask.extend(std::iter::repeat_n(0f32, len - n));
-        }
-        let vectors = self
-            .forward(&ids, &mask, texts.len(), len)
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let tokens = ids.iter().map(|i| i.len()).sum();
+        let groups = batches(&ids);
+        let vectors = groups
+            .par_iter()
+            .map(|b| {
+                let batch: Vec<&[u32]> = b.iter().map(|&i| ids[i]).collect();
+                self.forward_batch(&batch).map(|v| (b, v))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
             .map_err(model_err)?;
-        Ok(Embeddings { vectors, tokens })
+        let mut out = vec![Vec::new(); texts.len()];
+        for (batch, vs) in vectors {
+            for (&i, v) in batch.iter().zip(vs) {
+                out[i] = v;
+            }
+        }
+        Ok(Embeddings {
+            vectors: out,
+            tokens,
+        })
+    }
+
+    /// One forward pass over `ids`, padded to the longest.
+    fn forward_batch(&self, ids: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let len = ids.iter().map(|i| i.len()).max().unwrap_or(0);
+        let mut flat = Vec::with_capacity(ids.len() * len);
+        let mut mask = Vec::with_capacity(ids.len() * len);
+        for i in ids {
+            flat.extend_from_slice(i);
+            flat.extend(std::iter::repeat_n(0, len - i.len()));
+            mask.extend(std::iter::repeat_n(1f32, i.len()));
+            mask.extend(std::iter::repeat_n(0f32, len - i.len()));
+        }
+        self.forward(&flat, &mask, ids.len(), len)
     }
 
     fn forward(
@@ -285,6 +299,27 @@ impl Embedder {
     }
 }
 
+/// Padded tokens per forward pass. Larger batches spill the activations out of the caches
+/// (measured by `bench/rag`: one 32-text batch was slower than 32 single texts).
+pub const BATCH_TOKENS: usize = 1024;
+
+/// Indices of `ids` grouped into forward passes: by token count, so that each batch pads
+/// little, and at most [`BATCH_TOKENS`] padded tokens each (a longer input goes alone).
+fn batches(ids: &[&[u32]]) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i].len());
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    for i in order {
+        let len = ids[i].len();
+        // Sorted ascending, so `len` is the longest of the batch so far.
+        match out.last_mut() {
+            Some(b) if (b.len() + 1) * len <= BATCH_TOKENS => b.push(i),
+            _ => out.push(vec![i]),
+        }
+    }
+    out
+}
+
 /// An entry of sentence-transformers' `modules.json`.
 #[derive(Debug, Deserialize)]
 struct StModule {
@@ -321,4 +356,34 @@ pub fn check_pipeline(dir: &Path) -> Result<(), EngineError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_group_similar_lengths_under_the_token_budget() {
+        let lens = [300, 10, 12, 11, 200, 500, 10, 64];
+        let seqs: Vec<Vec<u32>> = lens.iter().map(|&n| vec![0; n]).collect();
+        let ids: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let b = batches(&ids);
+        let mut seen: Vec<usize> = b.concat();
+        seen.sort();
+        assert_eq!(
+            seen,
+            (0..lens.len()).collect::<Vec<_>>(),
+            "every input once"
+        );
+        for batch in &b {
+            let longest = batch.iter().map(|&i| lens[i]).max().unwrap();
+            assert!(
+                batch.len() == 1 || batch.len() * longest <= BATCH_TOKENS,
+                "{b:?}"
+            );
+        }
+        // The short ones share a pass; 500 and 300 cannot.
+        assert_eq!(b[0].len(), 5, "{b:?}");
+        assert_eq!(b.last(), Some(&vec![5]));
+    }
 }

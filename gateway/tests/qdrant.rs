@@ -51,7 +51,6 @@ async fn question(addr: SocketAddr, model: &str) -> (u16, String, String) {
 async fn a_qdrant_restart_is_survived_as_the_policies_say() {
     let key = "gatehouse-qdrant-test-key";
     let mut qdrant = Qdrant::start(Some(key));
-    std::env::set_var(KEY_ENV, key);
     let root = std::env::temp_dir().join(format!("gh-qdrant-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(root.join("policies")).unwrap();
@@ -73,7 +72,7 @@ async fn a_qdrant_restart_is_survived_as_the_policies_say() {
         root.join("policies").display(),
         qdrant.grpc_url,
     );
-    let addr = start(common::config(&yaml));
+    let addr = start(common::config_with_env(&yaml, &[(KEY_ENV, key)]));
     wait_ready(addr, Duration::from_secs(180));
 
     let docs = json!({"documents": [

@@ -4,9 +4,6 @@ use std::sync::Arc;
 
 use super::BackendError;
 
-/// Inputs embedded per forward pass: larger batches pad every input to the longest one.
-const BATCH: usize = 32;
-
 /// A loaded embedding model.
 pub struct EmbeddingBackend {
     model: Arc<engine::Embedder>,
@@ -26,25 +23,10 @@ impl EmbeddingBackend {
     /// Embeds `texts` in order, off the async workers.
     pub async fn embed(&self, texts: Vec<String>) -> Result<engine::Embeddings, BackendError> {
         let model = self.model.clone();
+        // The engine groups the inputs into length-bucketed batches itself.
         tokio::task::spawn_blocking(move || {
-            let mut out = engine::Embeddings {
-                vectors: Vec::with_capacity(texts.len()),
-                tokens: 0,
-            };
-            // Similar lengths together waste less padding; order is restored after.
-            let mut order: Vec<usize> = (0..texts.len()).collect();
-            order.sort_by_key(|&i| texts[i].len());
-            let mut vectors = vec![Vec::new(); texts.len()];
-            for chunk in order.chunks(BATCH) {
-                let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-                let e = model.embed(&batch)?;
-                out.tokens += e.tokens;
-                for (&i, v) in chunk.iter().zip(e.vectors) {
-                    vectors[i] = v;
-                }
-            }
-            out.vectors = vectors;
-            Ok(out)
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            model.embed(&refs)
         })
         .await
         .map_err(|e| BackendError::Engine(engine::EngineError::Internal(e.to_string())))?

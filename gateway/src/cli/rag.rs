@@ -268,7 +268,14 @@ async fn search(rag: &Rag, l: &Lookup<'_>, json: bool) -> ExitCode {
     if l.top_k == 0 {
         return fail("--top-k must be at least 1");
     }
-    let hits = rag.search(l.collection, l.tenant, l.query, l.mode, l.top_k, l.threshold);
+    let hits = rag.search(
+        l.collection,
+        l.tenant,
+        l.query,
+        l.mode,
+        l.top_k,
+        l.threshold,
+    );
     let hits = match hits.await {
         Ok(h) => h,
         Err(e) => return fail(e),

@@ -143,12 +143,14 @@ pub async fn collections(State(state): State<Arc<AppState>>, req: Request) -> Re
                 .map_err(crate::rag::RagError::from)?;
             let data: Vec<_> = list
                 .iter()
-                .map(|c| json!({
-                    "name": c.name,
-                    "dimension": c.dim,
-                    "points": c.points,
-                    "indexed_vectors": c.indexed,
-                }))
+                .map(|c| {
+                    json!({
+                        "name": c.name,
+                        "dimension": c.dim,
+                        "points": c.points,
+                        "indexed_vectors": c.indexed,
+                    })
+                })
                 .collect();
             Ok(Json(json!({ "object": "list", "data": data })).into_response())
         }

@@ -24,9 +24,9 @@ const MAX_TERM_BYTES: usize = 128;
 /// leaving them out keeps vectors short.
 const STOPWORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how",
-    "if", "in", "into", "is", "it", "its", "of", "on", "or", "our", "should", "so", "that",
-    "the", "their", "then", "there", "these", "this", "to", "was", "we", "were", "what", "when",
-    "where", "which", "who", "why", "will", "with", "you", "your",
+    "if", "in", "into", "is", "it", "its", "of", "on", "or", "our", "should", "so", "that", "the",
+    "their", "then", "there", "these", "this", "to", "was", "we", "were", "what", "when", "where",
+    "which", "who", "why", "will", "with", "you", "your",
 ];
 
 /// A sparse vector: distinct term ids, ascending, and one weight each.
@@ -139,7 +139,13 @@ pub struct Query {
 /// A query's keyword side.
 pub fn query(text: &str) -> Query {
     let terms = terms(text);
-    let weight = |t: &str| if is_identifier(t) { IDENTIFIER_WEIGHT } else { 1.0 };
+    let weight = |t: &str| {
+        if is_identifier(t) {
+            IDENTIFIER_WEIGHT
+        } else {
+            1.0
+        }
+    };
     let counts = terms.iter().map(|t| (term_id(t), weight(t))).collect();
     Query {
         vector: SparseVector::from_counts(counts),
@@ -213,7 +219,10 @@ mod tests {
         assert!(w(&thrice) > w(&once));
         assert!(w(&thrice) < K1 + 1.0, "saturates below k1 + 1");
         let long = format!("alpha {}", "filler ".repeat(300));
-        assert!(w(&document(&long)) < w(&once), "longer chunks weigh a term less");
+        assert!(
+            w(&document(&long)) < w(&once),
+            "longer chunks weigh a term less"
+        );
         let q = query("alpha alpha beta");
         assert_eq!(q.vector.values, vec![1.0, 1.0]);
         assert!(!q.identifiers);

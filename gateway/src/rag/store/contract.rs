@@ -369,14 +369,20 @@ pub(crate) async fn hybrid_search_finds_identifiers_dense_search_ranks_last(h: &
     store.upsert(&name, vec![other]).await.unwrap();
     let query = vec![1.0, 0.0, 0.0, 0.0];
     let question = "Which firmware fixes CVE-2026-1011?";
-    let dense = store.search(&name, "acme", query.clone(), 12, None).await.unwrap();
+    let dense = store
+        .search(&name, "acme", query.clone(), 12, None)
+        .await
+        .unwrap();
     assert_eq!(dense.last().unwrap().payload.chunk, 11);
     let hybrid = store
         .search_hybrid(&name, "acme", query.clone(), question, 3, None)
         .await
         .unwrap();
     assert_eq!(hybrid.len(), 3);
-    assert_eq!(hybrid[0].payload.chunk, 11, "the exact identifier ranks first");
+    assert_eq!(
+        hybrid[0].payload.chunk, 11,
+        "the exact identifier ranks first"
+    );
     assert!(hybrid.iter().all(|h| h.payload.tenant == "acme"));
     assert!(hybrid.windows(2).all(|w| w[0].score >= w[1].score));
     // The threshold (cosine 0.95) filters the dense side only: the keyword match (cosine

@@ -18,11 +18,11 @@ use qdrant_edge::{
 };
 
 use self::collection::{backend, tenant_filter, Collection};
-use crate::rag::keywords;
 use super::{
-    index, keyword_text, point_id, valid_collection_name, ChunkPoint, CollectionInfo, Hit, StoreError, StoreFuture,
-    StoredChunk, VectorStore,
+    index, keyword_text, point_id, valid_collection_name, ChunkPoint, CollectionInfo, Hit,
+    StoreError, StoreFuture, StoredChunk, VectorStore,
 };
+use crate::rag::keywords;
 
 /// Name of the single dense vector of every collection.
 pub const VECTOR_NAME: &str = "dense";

@@ -12,22 +12,22 @@ use std::time::Duration;
 use futures::{FutureExt as _, StreamExt as _};
 use qdrant_client::qdrant::{
     CollectionInfo as RemoteInfo, Condition, CountPointsBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
-    Fusion, HnswConfigDiffBuilder, KeywordIndexParamsBuilder, Modifier, NamedVectors,
+    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter, Fusion,
+    HnswConfigDiffBuilder, KeywordIndexParamsBuilder, Modifier, NamedVectors,
     OptimizersConfigDiffBuilder, PayloadIncludeSelector, PointId, PointStruct,
     PrefetchQueryBuilder, Query, QueryPointsBuilder, Rrf, ScrollPointsBuilder, SearchParamsBuilder,
-    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector, VectorInput,
-    VectorParamsBuilder, VectorsConfigBuilder,
+    SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Vector,
+    VectorInput, VectorParamsBuilder, VectorsConfigBuilder,
 };
 use qdrant_client::{Qdrant, QdrantError};
 use tonic::Code;
 
 use super::edge::VECTOR_NAME;
-use crate::rag::keywords;
 use super::{
-    index, keyword_text, point_id, valid_collection_name, ChunkPayload, ChunkPoint, CollectionInfo, Hit, StoreError,
-    StoreFuture, StoredChunk, VectorStore,
+    index, keyword_text, point_id, valid_collection_name, ChunkPayload, ChunkPoint, CollectionInfo,
+    Hit, StoreError, StoreFuture, StoredChunk, VectorStore,
 };
+use crate::rag::keywords;
 use wire::{
     decode_payload, is_protocol_mismatch, num_id, shape, tenant_filter, to_payload, ChunkKey, Shape,
 };
