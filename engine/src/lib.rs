@@ -9,7 +9,7 @@ mod speculative;
 mod stop;
 mod types;
 
-pub use embed::{check_pipeline, Embedder, EmbeddingSpec, Embeddings};
+pub use embed::{check_pipeline, Embedder, EmbeddingSpec, Embeddings, BATCH_TOKENS};
 pub use generation::Generation;
 pub use model::{LocalModel, ModelSpec, DEFAULT_PREFIX_CACHE};
 pub use sampler::{distribution, SeededSampler};
