@@ -1,19 +1,24 @@
-//! Sentence embeddings with a BERT encoder (all-MiniLM-L6-v2) written on candle, the candle
-//! mistral.rs 0.8.1 builds on: token, position and segment embeddings, post-LayerNorm
-//! encoder layers, mean pooling over the attention mask, L2 normalisation. That is
+//! Sentence embeddings with a BERT encoder (all-MiniLM-L6-v2): token, position and segment
+//! embeddings, post-LayerNorm encoder layers ([`encoder`]; matrix products by the candle
+//! mistral.rs 0.8.1 builds on), mean pooling over each text's tokens, L2 normalisation. That is
 //! sentence-transformers' `Transformer → Pooling(mean) → Normalize` pipeline, and
 //! `engine/tests/embed.rs` checks the vectors against ones it computed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Module, Tensor, D};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+use std::ops::Range;
+
 use rayon::prelude::*;
 use serde::Deserialize;
 use tokenizers::Tokenizer;
 
 use crate::EngineError;
+
+mod encoder;
+mod kernels;
+
+use encoder::{Dims, Encoder, Weights};
 
 /// What to load: a sentence-transformers directory (config.json, model.safetensors,
 /// tokenizer.json).
@@ -55,30 +60,13 @@ fn gelu() -> String {
     "gelu".into()
 }
 
-struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attn_out: Linear,
-    attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
-    out_norm: LayerNorm,
-}
-
 /// A loaded embedding model.
 pub struct Embedder {
     id: String,
     tokenizer: Tokenizer,
-    word: Embedding,
-    position: Embedding,
-    segment: Embedding,
-    norm: LayerNorm,
-    layers: Vec<Layer>,
-    heads: usize,
+    encoder: Encoder,
     hidden: usize,
     max_tokens: usize,
-    device: Device,
 }
 
 fn load_err(dir: &Path, reason: impl std::fmt::Display) -> EngineError {
@@ -122,55 +110,29 @@ impl Embedder {
             .map_err(|e| load_err(dir, format!("tokenizer.json: {e}")))?;
         // Batches are padded here, to their own longest input.
         tokenizer.with_padding(None);
-        let device = Device::Cpu;
-        let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
-            .map_err(|e| load_err(dir, format!("model.safetensors: {e}")))?;
-        let vb = VarBuilder::from_tensors(weights, DType::F32, &device);
-        let build = || -> candle_core::Result<_> {
-            let h = cfg.hidden_size;
-            let e = vb.pp("embeddings");
-            let ln = |vb: VarBuilder| candle_nn::layer_norm(h, cfg.layer_norm_eps, vb);
-            let word = candle_nn::embedding(cfg.vocab_size, h, e.pp("word_embeddings"))?;
-            let position =
-                candle_nn::embedding(cfg.max_position_embeddings, h, e.pp("position_embeddings"))?;
-            let segment =
-                candle_nn::embedding(cfg.type_vocab_size, h, e.pp("token_type_embeddings"))?;
-            let norm = ln(e.pp("LayerNorm"))?;
-            let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-            for i in 0..cfg.num_hidden_layers {
-                let l = vb.pp(format!("encoder.layer.{i}"));
-                let a = l.pp("attention");
-                layers.push(Layer {
-                    query: candle_nn::linear(h, h, a.pp("self.query"))?,
-                    key: candle_nn::linear(h, h, a.pp("self.key"))?,
-                    value: candle_nn::linear(h, h, a.pp("self.value"))?,
-                    attn_out: candle_nn::linear(h, h, a.pp("output.dense"))?,
-                    attn_norm: ln(a.pp("output.LayerNorm"))?,
-                    intermediate: candle_nn::linear(
-                        h,
-                        cfg.intermediate_size,
-                        l.pp("intermediate.dense"),
-                    )?,
-                    output: candle_nn::linear(cfg.intermediate_size, h, l.pp("output.dense"))?,
-                    out_norm: ln(l.pp("output.LayerNorm"))?,
-                });
-            }
-            Ok((word, position, segment, norm, layers))
+        let tensors = candle_core::safetensors::load(
+            dir.join("model.safetensors"),
+            &candle_core::Device::Cpu,
+        )
+        .map_err(|e| load_err(dir, format!("model.safetensors: {e}")))?;
+        let dims = Dims {
+            vocab: cfg.vocab_size,
+            hidden: cfg.hidden_size,
+            layers: cfg.num_hidden_layers,
+            heads: cfg.num_attention_heads,
+            intermediate: cfg.intermediate_size,
+            positions: cfg.max_position_embeddings,
+            segments: cfg.type_vocab_size,
+            eps: cfg.layer_norm_eps as f32,
         };
-        let (word, position, segment, norm, layers) =
-            build().map_err(|e| load_err(dir, format!("model.safetensors: {e}")))?;
+        let encoder = Encoder::load(&mut Weights(tensors), &dims)
+            .map_err(|e| load_err(dir, format!("model.safetensors: {e}")))?;
         Ok(Self {
             id: spec.id.clone(),
             tokenizer,
-            word,
-            position,
-            segment,
-            norm,
-            layers,
-            heads: cfg.num_attention_heads,
+            encoder,
             hidden: cfg.hidden_size,
             max_tokens,
-            device,
         })
     }
 
@@ -197,10 +159,9 @@ impl Embedder {
             .map_err(|e| EngineError::Validation(format!("cannot tokenize: {e}")))
     }
 
-    /// Embeds `texts` (blocking: call from a blocking thread). Inputs are grouped by token
-    /// count into small batches ([`BATCH_TOKENS`]), so little is padded, and the batches run
-    /// on rayon's pool at once: candle's element-wise kernels are single-threaded, so one
-    /// batch at a time would leave all but one core idle outside the matmuls.
+    /// Embeds `texts` (blocking: call from a blocking thread). Texts are packed back to back
+    /// into passes of about [`BATCH_TOKENS`] tokens, unpadded, and the passes run on rayon's
+    /// pool at once.
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings, EngineError> {
         let encodings = self
             .tokenizer
@@ -208,114 +169,38 @@ impl Embedder {
             .map_err(|e| EngineError::Validation(format!("cannot tokenize: {e}")))?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         let tokens = ids.iter().map(|i| i.len()).sum();
-        let groups = batches(&ids);
-        let vectors = groups
+        let passes = batches(&ids);
+        let vectors = passes
             .par_iter()
-            .map(|b| {
-                let batch: Vec<&[u32]> = b.iter().map(|&i| ids[i]).collect();
-                self.forward_batch(&batch).map(|v| (b, v))
-            })
+            .map(|pass| self.encoder.forward(&ids[pass.clone()]))
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(model_err)?;
-        let mut out = vec![Vec::new(); texts.len()];
-        for (batch, vs) in vectors {
-            for (&i, v) in batch.iter().zip(vs) {
-                out[i] = v;
-            }
-        }
         Ok(Embeddings {
-            vectors: out,
+            vectors: vectors.concat(),
             tokens,
         })
     }
-
-    /// One forward pass over `ids`, padded to the longest.
-    fn forward_batch(&self, ids: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let len = ids.iter().map(|i| i.len()).max().unwrap_or(0);
-        let mut flat = Vec::with_capacity(ids.len() * len);
-        let mut mask = Vec::with_capacity(ids.len() * len);
-        for i in ids {
-            flat.extend_from_slice(i);
-            flat.extend(std::iter::repeat_n(0, len - i.len()));
-            mask.extend(std::iter::repeat_n(1f32, i.len()));
-            mask.extend(std::iter::repeat_n(0f32, len - i.len()));
-        }
-        self.forward(&flat, &mask, ids.len(), len)
-    }
-
-    fn forward(
-        &self,
-        ids: &[u32],
-        mask: &[f32],
-        batch: usize,
-        len: usize,
-    ) -> candle_core::Result<Vec<Vec<f32>>> {
-        let dev = &self.device;
-        let ids = Tensor::from_slice(ids, (batch, len), dev)?;
-        let positions = Tensor::arange(0u32, len as u32, dev)?.unsqueeze(0)?;
-        let segments = ids.zeros_like()?;
-        let x = self
-            .word
-            .forward(&ids)?
-            .broadcast_add(&self.position.forward(&positions)?)?
-            .add(&self.segment.forward(&segments)?)?;
-        let mut x = self.norm.forward(&x)?;
-        let mask = Tensor::from_slice(mask, (batch, len), dev)?;
-        // Padding gets -inf-like scores, so real tokens never attend to it.
-        let bias = ((mask.ones_like()? - &mask)? * -1e9f64)?.reshape((batch, 1, 1, len))?;
-        let head_dim = self.hidden / self.heads;
-        let scale = 1.0 / (head_dim as f64).sqrt();
-        let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((batch, len, self.heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
-        };
-        for l in &self.layers {
-            let q = split(l.query.forward(&x)?)?;
-            let k = split(l.key.forward(&x)?)?;
-            let v = split(l.value.forward(&x)?)?;
-            let scores = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&bias)?;
-            let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-            let ctx = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((batch, len, self.hidden))?;
-            let attn = l.attn_norm.forward(&(l.attn_out.forward(&ctx)? + &x)?)?;
-            // BERT's GELU is the erf form.
-            let ff = l.intermediate.forward(&attn)?.gelu_erf()?;
-            x = l.out_norm.forward(&(l.output.forward(&ff)? + &attn)?)?;
-        }
-        // Mean over real tokens, then unit length.
-        let m = mask.unsqueeze(2)?;
-        let summed = x.broadcast_mul(&m)?.sum(1)?;
-        let counts = m.sum(1)?.clamp(1e-9, f64::MAX)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norm = mean
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12, f64::MAX)?;
-        mean.broadcast_div(&norm)?.to_vec2::<f32>()
-    }
 }
 
-/// Padded tokens per forward pass. Larger batches spill the activations out of the caches
+/// Tokens per forward pass. Larger passes spill the activations out of the caches
 /// (measured by `bench/rag`: one 32-text batch was slower than 32 single texts).
 pub const BATCH_TOKENS: usize = 1024;
 
-/// Indices of `ids` grouped into forward passes: by token count, so that each batch pads
-/// little, and at most [`BATCH_TOKENS`] padded tokens each (a longer input goes alone).
-fn batches(ids: &[&[u32]]) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by_key(|&i| ids[i].len());
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    for i in order {
-        let len = ids[i].len();
-        // Sorted ascending, so `len` is the longest of the batch so far.
-        match out.last_mut() {
-            Some(b) if (b.len() + 1) * len <= BATCH_TOKENS => b.push(i),
-            _ => out.push(vec![i]),
+/// `ids` cut into forward passes, in order: consecutive texts of at most [`BATCH_TOKENS`]
+/// tokens together (a longer text goes alone). Texts are not padded, so their lengths need
+/// not match.
+fn batches(ids: &[&[u32]]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut tokens) = (0, 0);
+    for (i, text) in ids.iter().enumerate() {
+        if i > start && tokens + text.len() > BATCH_TOKENS {
+            out.push(start..i);
+            (start, tokens) = (i, 0);
         }
+        tokens += text.len();
+    }
+    if start < ids.len() {
+        out.push(start..ids.len());
     }
     out
 }
@@ -363,27 +248,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_group_similar_lengths_under_the_token_budget() {
-        let lens = [300, 10, 12, 11, 200, 500, 10, 64];
+    fn batches_pack_texts_in_order_under_the_token_budget() {
+        let lens = [300, 10, 12, 11, 700, 500, 10, 2000, 64];
         let seqs: Vec<Vec<u32>> = lens.iter().map(|&n| vec![0; n]).collect();
         let ids: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
         let b = batches(&ids);
-        let mut seen: Vec<usize> = b.concat();
-        seen.sort();
-        assert_eq!(
-            seen,
-            (0..lens.len()).collect::<Vec<_>>(),
-            "every input once"
-        );
-        for batch in &b {
-            let longest = batch.iter().map(|&i| lens[i]).max().unwrap();
-            assert!(
-                batch.len() == 1 || batch.len() * longest <= BATCH_TOKENS,
-                "{b:?}"
-            );
+        assert_eq!(b, [0..4, 4..5, 5..7, 7..8, 8..9]);
+        for pass in &b {
+            let tokens: usize = lens[pass.clone()].iter().sum();
+            assert!(pass.len() == 1 || tokens <= BATCH_TOKENS, "{b:?}");
         }
-        // The short ones share a pass; 500 and 300 cannot.
-        assert_eq!(b[0].len(), 5, "{b:?}");
-        assert_eq!(b.last(), Some(&vec![5]));
+        assert!(batches(&[]).is_empty());
     }
 }

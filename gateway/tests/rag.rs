@@ -197,9 +197,11 @@ fn grounded() -> SocketAddr {
         .unwrap();
         // Policies that refuse when retrieval finds nothing, or fails; their models are never
         // reached (remote, on a closed port).
+        // strict-empty is dense: in hybrid mode the keywords "Mount Arlen" would find the
+        // volcano chunk whatever the (dense) threshold.
         std::fs::write(
             root.join("policies/strict-empty.yaml"),
-            "id: strict-empty\napplies_to:\n  models: [strict-empty]\nretrieval:\n  collection: kb\n  score_threshold: 0.99\n  on_empty: refuse\nrules: []\n",
+            "id: strict-empty\napplies_to:\n  models: [strict-empty]\nretrieval:\n  collection: kb\n  mode: dense\n  score_threshold: 0.99\n  on_empty: refuse\nrules: []\n",
         )
         .unwrap();
         std::fs::write(
