@@ -485,17 +485,24 @@ impl Scale {
         t.elapsed().as_secs_f64()
     }
 
-    /// Waits until the server has indexed at least 90% of the vectors; returns how many.
+    /// Waits until the server has indexed every vector and settled; returns how many.
     async fn wait_indexed(&self, store: &dyn VectorStore) -> usize {
+        // Indexed, then unchanged for 3 s: the optimizer has finished merging segments, so
+        // it no longer competes with the searches for the 2 cores.
+        let (mut last, mut stable) = (0, 0);
         loop {
             let infos = store.collections().await.unwrap();
             let info = infos.iter().find(|c| c.name == "scale").unwrap();
-            if info.indexed * 10 >= self.points.len() * 9 {
-                // Optimizations may still be merging; give them a moment to settle.
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                return info.indexed;
+            if info.indexed >= self.points.len() && info.indexed == last {
+                stable += 1;
+                if stable == 3 {
+                    return info.indexed;
+                }
+            } else {
+                stable = 0;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            last = info.indexed;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
