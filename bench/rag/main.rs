@@ -2,7 +2,7 @@
 //! ingestion rate, and search latency and recall@10 at 100k vectors in qdrant-edge (before
 //! and after indexing) and in a Qdrant server started from `../shared/qdrant/`. Prints tables.
 //!
-//! `cargo test -p gateway --locked --bench rag` (set `RAG_BENCH_POINTS` to change the 100k).
+//! `cargo test --workspace --locked --bench rag` (set `RAG_BENCH_POINTS` to change the 100k).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
