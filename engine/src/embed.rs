@@ -108,7 +108,7 @@ impl Embedder {
                 ..Default::default()
             }))
             .map_err(|e| load_err(dir, format!("tokenizer.json: {e}")))?;
-        // Batches are padded here, to their own longest input.
+        // Texts are packed, unpadded, by the encoder.
         tokenizer.with_padding(None);
         let tensors = candle_core::safetensors::load(
             dir.join("model.safetensors"),

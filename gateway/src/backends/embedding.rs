@@ -23,7 +23,7 @@ impl EmbeddingBackend {
     /// Embeds `texts` in order, off the async workers.
     pub async fn embed(&self, texts: Vec<String>) -> Result<engine::Embeddings, BackendError> {
         let model = self.model.clone();
-        // The engine groups the inputs into length-bucketed batches itself.
+        // The engine cuts the inputs into forward passes itself.
         tokio::task::spawn_blocking(move || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             model.embed(&refs)
