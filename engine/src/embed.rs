@@ -65,7 +65,6 @@ pub struct Embedder {
     id: String,
     tokenizer: Tokenizer,
     encoder: Encoder,
-    hidden: usize,
     max_tokens: usize,
 }
 
@@ -131,7 +130,6 @@ impl Embedder {
             id: spec.id.clone(),
             tokenizer,
             encoder,
-            hidden: cfg.hidden_size,
             max_tokens,
         })
     }
@@ -143,7 +141,7 @@ impl Embedder {
 
     /// Vector length.
     pub fn dim(&self) -> usize {
-        self.hidden
+        self.encoder.dim()
     }
 
     /// Longest input in tokens; longer ones are truncated.

@@ -192,6 +192,11 @@ impl Encoder {
         })
     }
 
+    /// Vector length: the hidden size.
+    pub(super) fn dim(&self) -> usize {
+        self.hidden
+    }
+
     /// The mean-pooled, unit-length vector of each of `texts` (token ids), in order.
     pub(super) fn forward(&self, texts: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
         let h = self.hidden;
