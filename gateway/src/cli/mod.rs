@@ -7,6 +7,7 @@ mod keys;
 pub mod policy;
 mod rag;
 pub mod template;
+mod train_semantic;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

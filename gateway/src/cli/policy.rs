@@ -9,7 +9,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::policy::cases::{action_name, Case};
-use crate::policy::evaluate::{evaluate, Redactor};
+use crate::policy::evaluate::{evaluate, Evaluation, Redactor};
 use crate::policy::load::{self, PolicyError};
 use crate::policy::{Policy, Stage};
 
@@ -44,9 +44,19 @@ pub enum PolicyCommand {
         /// Print JSON: {"action", "decisions": [...], "redacted"}.
         #[arg(long)]
         json: bool,
+        /// Read one JSON object `{"text": ...}` per line of standard input and print one
+        /// JSON result per line, with the microseconds the evaluation took (for scoring
+        /// datasets: the policy and its models load once).
+        #[arg(long, conflicts_with = "text")]
+        jsonl: bool,
         /// The text; `-` reads standard input.
-        text: String,
+        #[arg(required_unless_present = "jsonl")]
+        text: Option<String>,
     },
+    /// Train the semantic injection classifier on labelled JSON Lines cases
+    /// (`{"text", "label": "attack"|"benign", "source"}`), holding out the sources not named
+    /// by --train-sources, and print recall and false positives per source.
+    TrainSemantic(super::train_semantic::TrainArgs),
 }
 
 /// Runs a `policy` subcommand.
@@ -59,8 +69,21 @@ pub fn run(cmd: PolicyCommand) -> ExitCode {
             dir,
             stage,
             json,
+            jsonl,
             text,
-        } => explain(policy.as_deref(), &dir, &stage, json, text),
+        } => {
+            let stage = Stage::parse(&stage).expect("clap restricts the stage");
+            let policy = match explained_policy(policy.as_deref(), &dir) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            match (jsonl, text) {
+                (true, _) => explain_lines(&policy, stage),
+                (false, Some(text)) => explain(&policy, stage, json, text),
+                (false, None) => unreachable!("clap requires the text without --jsonl"),
+            }
+        }
+        PolicyCommand::TrainSemantic(args) => super::train_semantic::run(args),
     }
 }
 
@@ -205,8 +228,88 @@ fn test(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn explain(policy: Option<&Path>, dir: &Path, stage: &str, json: bool, text: String) -> ExitCode {
-    let stage = Stage::parse(stage).expect("clap restricts the stage");
+/// The policy `explain` evaluates: `--policy FILE`, or the default policy of `dir`.
+fn explained_policy(policy: Option<&Path>, dir: &Path) -> Result<Arc<Policy>, ExitCode> {
+    match policy {
+        Some(file) => load::load_file(file)
+            .map(Arc::new)
+            .map_err(|errors| report(&errors)),
+        None => match load::load_dir(dir) {
+            Ok(set) => set.default_policy().cloned().ok_or_else(|| {
+                eprintln!(
+                    "gatehouse: {} has no default policy; name one with --policy FILE",
+                    dir.display()
+                );
+                ExitCode::FAILURE
+            }),
+            Err(errors) => Err(report(&errors)),
+        },
+    }
+}
+
+/// `explain --json`'s object for one evaluation.
+fn explanation(ev: &Evaluation) -> serde_json::Value {
+    let decisions: Vec<_> = ev
+        .decisions
+        .iter()
+        .map(|d| {
+            json!({
+                "rule": &*d.rule,
+                "kind": d.kind,
+                "entity": d.entity,
+                "action": d.action,
+                "start": d.start,
+                "end": d.end,
+                "score": d.score,
+                "detail": d.detail,
+            })
+        })
+        .collect();
+    json!({
+        "action": action_name(ev.action()),
+        "decisions": decisions,
+        "redacted": ev.redacted,
+    })
+}
+
+/// `explain --jsonl`: one result per input line, in order; a line that is not a JSON
+/// object with a string `text` gets `{"error": ...}` and the rest go on.
+fn explain_lines(policy: &Policy, stage: Stage) -> ExitCode {
+    use std::io::{BufRead, Write};
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("gatehouse: standard input, line {}: {e}", n + 1);
+                return ExitCode::FAILURE;
+            }
+        };
+        let text = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(String::from));
+        let result = match text {
+            Some(text) => {
+                let started = std::time::Instant::now();
+                let ev = evaluate(policy, stage, None, &text, &mut Redactor::default());
+                let micros = started.elapsed().as_micros() as u64;
+                let mut v = explanation(&ev);
+                v["micros"] = micros.into();
+                v
+            }
+            None => {
+                json!({"error": format!("line {}: expected a JSON object with a string `text`", n + 1)})
+            }
+        };
+        if writeln!(out, "{result}").and_then(|_| out.flush()).is_err() {
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn explain(policy: &Policy, stage: Stage, json: bool, text: String) -> ExitCode {
     let text = if text == "-" {
         let mut s = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut s) {
@@ -217,47 +320,9 @@ fn explain(policy: Option<&Path>, dir: &Path, stage: &str, json: bool, text: Str
     } else {
         text
     };
-    let policy = match policy {
-        Some(file) => match load::load_file(file) {
-            Ok(p) => Arc::new(p),
-            Err(errors) => return report(&errors),
-        },
-        None => match load::load_dir(dir) {
-            Ok(set) => match set.default_policy() {
-                Some(p) => p.clone(),
-                None => {
-                    eprintln!(
-                        "gatehouse: {} has no default policy; name one with --policy FILE",
-                        dir.display()
-                    );
-                    return ExitCode::FAILURE;
-                }
-            },
-            Err(errors) => return report(&errors),
-        },
-    };
-    let ev = evaluate(&policy, stage, None, &text, &mut Redactor::default());
+    let ev = evaluate(policy, stage, None, &text, &mut Redactor::default());
     if json {
-        let decisions: Vec<_> = ev
-            .decisions
-            .iter()
-            .map(|d| {
-                json!({
-                    "rule": &*d.rule,
-                    "kind": d.kind,
-                    "entity": d.entity,
-                    "action": d.action,
-                    "start": d.start,
-                    "end": d.end,
-                })
-            })
-            .collect();
-        let out = json!({
-            "action": action_name(ev.action()),
-            "decisions": decisions,
-            "redacted": ev.redacted,
-        });
-        println!("{out}");
+        println!("{}", explanation(&ev));
         return ExitCode::SUCCESS;
     }
     println!(

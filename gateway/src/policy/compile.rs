@@ -4,14 +4,17 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::cases::Case;
 use super::detect::injection::InjectionDetector;
 use super::detect::keywords::KeywordMatcher;
+use super::detect::pii::names::Gazetteer;
 use super::detect::pii::{PiiDetector, PiiEntity};
 use super::detect::secrets::{EntropyConfig, SecretEntity, SecretsDetector};
-use super::raw::{RawEntities, RawPattern, RawPolicy, RawRule};
-use super::rules::{Detector, Limits, Policy, Rule, RuleKind, StageRules};
+use super::detect::semantic::{models, Classifier};
+use super::raw::{RawEntities, RawPattern, RawPolicy, RawRule, RawSemantic};
+use super::rules::{Detector, Limits, Policy, Rule, RuleKind, SemanticRule, StageRules};
 use super::set::AppliesTo;
 use super::{Action, Severity, Stage};
 use crate::config::locate::Segment;
@@ -192,15 +195,40 @@ fn compile_rule(r: RawRule, at: &[Segment], base: &Path) -> Result<Rule, Invalid
             let enabled = entities(
                 r.entities.as_ref(),
                 &PiiEntity::ALL,
+                &PiiEntity::DEFAULT,
                 PiiEntity::name,
                 PiiEntity::from_name,
             )
             .map_err(|m| (seg_key(at, "entities"), m))?;
-            Detector::Pii(PiiDetector::new(&enabled))
+            let mut detector = PiiDetector::new(&enabled);
+            if enabled.contains(&PiiEntity::Person) {
+                let (key, file) = match &r.names_file {
+                    Some(f) => (seg_key(at, "names_file"), base.join(f)),
+                    None => (seg_key(at, "entities"), base.join(DEFAULT_NAMES_FILE)),
+                };
+                let names = Gazetteer::load(&file).map_err(|e| {
+                    (
+                        key,
+                        format!(
+                            "`person` needs the first-name list: {e} (scripts/fetch-models \
+                             --only names fetches it)"
+                        ),
+                    )
+                })?;
+                detector = detector.with_names(names);
+            } else if r.names_file.is_some() {
+                return Err((
+                    seg_key(at, "names_file"),
+                    "`names_file` is for the `person` entity, which this rule does not detect"
+                        .into(),
+                ));
+            }
+            Detector::Pii(detector)
         }
         RuleKind::Secrets => {
             let enabled = entities(
                 r.entities.as_ref(),
+                &SecretEntity::ALL,
                 &SecretEntity::ALL,
                 SecretEntity::name,
                 SecretEntity::from_name,
@@ -214,13 +242,50 @@ fn compile_rule(r: RawRule, at: &[Segment], base: &Path) -> Result<Rule, Invalid
                 if let Some(m) = e.min_length {
                     entropy.min_length = m;
                 }
+                if let Some(k) = e.keep_indicators {
+                    entropy.keep_indicators = k;
+                }
             }
             Detector::Secrets(SecretsDetector::new(&enabled, entropy))
         }
-        RuleKind::PromptInjection => Detector::Injection {
-            detector: &INJECTION,
-            threshold: r.threshold.unwrap_or(0.5) as f32,
-        },
+        RuleKind::PromptInjection => {
+            let (phrases, semantic) = match r.method.as_deref() {
+                None | Some("phrases") => (true, false),
+                Some("semantic") => (false, true),
+                Some("both") => (true, true),
+                Some(other) => {
+                    return Err((
+                        seg_key(at, "method"),
+                        format!("unknown method `{other}`; expected phrases, semantic or both"),
+                    ))
+                }
+            };
+            if !semantic && r.semantic.is_some() {
+                return Err((
+                    seg_key(at, "semantic"),
+                    "`semantic` settings need `method: semantic` or `method: both`".into(),
+                ));
+            }
+            if semantic && stages.contains(&Stage::Output) {
+                return Err((
+                    seg_key(at, "stages"),
+                    "the semantic classifier scores whole texts: it runs on input and \
+                     tool_arguments, not on streamed output"
+                        .into(),
+                ));
+            }
+            let semantic = if semantic {
+                Some(semantic_rule(r.semantic.as_ref(), at, base)?)
+            } else {
+                None
+            };
+            Detector::Injection {
+                detector: &INJECTION,
+                threshold: r.threshold.unwrap_or(0.5) as f32,
+                phrases,
+                semantic,
+            }
+        }
         RuleKind::DenyTopics => {
             let keywords = r.keywords.unwrap_or_default();
             let matcher =
@@ -287,10 +352,84 @@ fn compile_rule(r: RawRule, at: &[Segment], base: &Path) -> Result<Rule, Invalid
     })
 }
 
-/// The enabled entities of a `pii` or `secrets` rule; all when not given.
-fn entities<E: Copy>(
+/// Where the semantic classifier's embedding model is, relative to the policy file, unless
+/// `semantic.model_dir` says otherwise: the repository's `models/` directory.
+pub const DEFAULT_MODEL_DIR: &str = "../models/all-minilm-l6-v2";
+
+/// The `semantic:` settings of a prompt_injection rule: weights (built in unless
+/// `weights_file`), the model they were trained for (loaded once per process), threshold.
+fn semantic_rule(
+    raw: Option<&RawSemantic>,
+    at: &[Segment],
+    base: &Path,
+) -> Result<SemanticRule, Invalid> {
+    let key = |k: &str| {
+        let mut p = seg_key(at, "semantic");
+        p.push(Segment::Key(k.into()));
+        p
+    };
+    let classifier = match raw.and_then(|s| s.weights_file.as_ref()) {
+        None => Classifier::builtin().clone(),
+        Some(file) => {
+            let p = base.join(file);
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                (
+                    key("weights_file"),
+                    format!("cannot read {}: {e}", p.display()),
+                )
+            })?;
+            Classifier::from_json(&text)
+                .map_err(|e| (key("weights_file"), format!("{}: {e}", p.display())))?
+        }
+    };
+    let (dir_key, dir) = match raw.and_then(|s| s.model_dir.as_ref()) {
+        Some(d) => (key("model_dir"), base.join(d)),
+        None => (seg_key(at, "method"), base.join(DEFAULT_MODEL_DIR)),
+    };
+    let model = models::load(&dir).map_err(|e| {
+        (
+            dir_key.clone(),
+            format!(
+                "cannot load the embedding model of the semantic classifier: {e} \
+                 (scripts/fetch-models fetches it)"
+            ),
+        )
+    })?;
+    if model.dim() != classifier.weights.len() {
+        return Err((
+            dir_key,
+            format!(
+                "the model in {} makes {}-dimensional vectors; the weights are for {} ({})",
+                dir.display(),
+                model.dim(),
+                classifier.weights.len(),
+                classifier.embedding_model
+            ),
+        ));
+    }
+    let threshold = match raw.and_then(|s| s.threshold) {
+        Some(t) if (0.0..=1.0).contains(&t) => t as f32,
+        Some(t) => return Err((key("threshold"), format!("{t} is not in 0..=1"))),
+        None => classifier.threshold,
+    };
+    Ok(SemanticRule {
+        classifier: Arc::new(classifier),
+        model,
+        threshold,
+        first_pass: raw.and_then(|s| s.first_pass).unwrap_or(true),
+    })
+}
+
+/// Where the first-name list of `person` is, relative to the policy file, unless
+/// `names_file` says otherwise.
+pub const DEFAULT_NAMES_FILE: &str = "../models/names/nam_dict.txt";
+
+/// The enabled entities of a `pii` or `secrets` rule: `defaults` when not given; a map turns
+/// entities on or off from the defaults.
+fn entities<E: Copy + PartialEq>(
     raw: Option<&RawEntities>,
     all: &[E],
+    defaults: &[E],
     name: fn(E) -> &'static str,
     from_name: fn(&str) -> Option<E>,
 ) -> Result<Vec<E>, String> {
@@ -299,7 +438,7 @@ fn entities<E: Copy>(
         from_name(n).ok_or_else(|| format!("unknown entity `{n}`; expected one of {}", known()))
     };
     match raw {
-        None => Ok(all.to_vec()),
+        None => Ok(defaults.to_vec()),
         Some(RawEntities::List(names)) => names.iter().map(|n| parse(n)).collect(),
         Some(RawEntities::Map(map)) => {
             for n in map.keys() {
@@ -308,7 +447,11 @@ fn entities<E: Copy>(
             Ok(all
                 .iter()
                 .copied()
-                .filter(|e| map.get(name(*e)).copied().unwrap_or(true))
+                .filter(|e| {
+                    map.get(name(*e))
+                        .copied()
+                        .unwrap_or_else(|| defaults.contains(e))
+                })
                 .collect())
         }
     }

@@ -97,8 +97,11 @@ pub struct RawRule {
     // pii, secrets
     pub entities: Option<RawEntities>,
     pub entropy: Option<RawEntropy>,
+    pub names_file: Option<String>,
     // prompt_injection
     pub threshold: Option<f64>,
+    pub method: Option<String>,
+    pub semantic: Option<RawSemantic>,
     // deny_topics
     pub keywords: Option<Vec<String>>,
     // limits
@@ -109,6 +112,16 @@ pub struct RawRule {
     // json_schema
     pub schema: Option<serde_json::Value>,
     pub schema_file: Option<String>,
+}
+
+/// `semantic:` of a prompt_injection rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSemantic {
+    pub model_dir: Option<String>,
+    pub weights_file: Option<String>,
+    pub threshold: Option<f64>,
+    pub first_pass: Option<bool>,
 }
 
 /// A regex pattern, bare or with flags.
@@ -137,6 +150,7 @@ pub enum RawEntities {
 pub struct RawEntropy {
     pub threshold: Option<f64>,
     pub min_length: Option<usize>,
+    pub keep_indicators: Option<bool>,
 }
 
 /// A test case, in a policy's `tests:` or in a `policies/tests/*.yaml` file.

@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use super::detect::injection::InjectionDetector;
 use super::detect::keywords::KeywordMatcher;
-use super::detect::pii::PiiDetector;
+use super::detect::pii::{PiiDetector, PiiEntity};
 use super::detect::secrets::SecretsDetector;
+use super::detect::semantic::Classifier;
 use super::set::AppliesTo;
 use super::{Action, Severity, Stage};
 
@@ -79,12 +80,16 @@ pub enum Detector {
     Pii(PiiDetector),
     /// API keys, tokens and private keys (`secrets` detector).
     Secrets(SecretsDetector),
-    /// Prompt injection; fires when the score reaches the threshold.
+    /// Prompt injection: phrase heuristics, a semantic classifier, or both (either fires).
     Injection {
-        /// The detector, shared: it has no settings and compiles many patterns.
+        /// The phrase detector, shared: it has no settings and compiles many patterns.
         detector: &'static InjectionDetector,
-        /// Score at or above which it fires.
+        /// Phrase score at or above which it fires.
         threshold: f32,
+        /// Whether the phrase detector runs (`method: phrases | both`).
+        phrases: bool,
+        /// The classifier (`method: semantic | both`).
+        semantic: Option<SemanticRule>,
     },
     /// Whole-word keyword list (`keywords` detector).
     Keywords {
@@ -112,6 +117,49 @@ impl std::fmt::Debug for Detector {
             Detector::Limits(_) => "Limits",
             Detector::JsonSchema(_) => "JsonSchema",
         })
+    }
+}
+
+/// The semantic part of a `prompt_injection` rule.
+pub struct SemanticRule {
+    /// The weights.
+    pub classifier: Arc<Classifier>,
+    /// The embedding model, shared by every rule naming its directory.
+    pub model: Arc<engine::Embedder>,
+    /// Probability at or above which it fires.
+    pub threshold: f32,
+    /// Whether windows without instruction vocabulary skip the model.
+    pub first_pass: bool,
+}
+
+impl SemanticRule {
+    /// The hit of `text` in rule `ri`, if the classifier fires. A model failure is a hit
+    /// too (entity `semantic_error`): the rule fails closed.
+    fn check(&self, ri: usize, text: &str) -> Option<Hit> {
+        match self.classifier.score(&self.model, text, self.first_pass) {
+            Ok(Some(s)) if s.score >= self.threshold => Some(Hit {
+                rule: ri,
+                start: s.start,
+                end: s.end,
+                entity: "semantic".into(),
+                label: "INJECTION".into(),
+                score: Some(s.score),
+                detail: Some(format!(
+                    "semantic classifier {:.3} >= {:.3} on this window",
+                    s.score, self.threshold
+                )),
+            }),
+            Ok(_) => None,
+            Err(e) => Some(Hit {
+                rule: ri,
+                start: 0,
+                end: text.len(),
+                entity: "semantic_error".into(),
+                label: "INJECTION".into(),
+                score: None,
+                detail: Some(format!("the semantic classifier failed: {e}")),
+            }),
+        }
     }
 }
 
@@ -143,7 +191,9 @@ impl Rule {
             Detector::Regex {
                 max_match_chars, ..
             } => max_match_chars + 1,
-            // The longest spaced entity: an IBAN of 34 characters in groups of 4 is 42.
+            // The longest spaced entity: an IBAN of 34 characters in groups of 4 is 42;
+            // a street address with its city and postcode runs longer.
+            Detector::Pii(d) if d.is_enabled(PiiEntity::Address) => 128,
             Detector::Pii(_) => 48,
             // Secrets are whitespace-free tokens, or key blocks that run to their END line
             // once their BEGIN line is complete; the longest BEGIN line, with its spaces,
@@ -196,6 +246,9 @@ pub struct StageRules {
     pub pii_union: Option<PiiDetector>,
     /// A `json_schema` rule that blocks: the output is held until it is complete.
     pub hold_all: bool,
+    /// A rule runs a model (the semantic injection classifier): evaluation blocks for
+    /// milliseconds, so callers move it off the async runtime.
+    pub uses_model: bool,
 }
 
 /// A compiled policy.
@@ -274,6 +327,10 @@ impl Policy {
                         s.scanning.push(i);
                         pii_rules.push(d.clone());
                     }
+                    Detector::Injection { semantic, .. } => {
+                        s.scanning.push(i);
+                        s.uses_model |= semantic.is_some();
+                    }
                     _ => s.scanning.push(i),
                 }
                 s.holdback_chars = s.holdback_chars.max(rule.holdback_chars());
@@ -339,18 +396,28 @@ impl Policy {
                 Detector::Injection {
                     detector,
                     threshold,
+                    phrases,
+                    semantic,
                 } => {
-                    let report = detector.scan(text);
-                    if report.score >= *threshold {
-                        hits.extend(report.matches.into_iter().map(|m| Hit {
-                            rule: ri,
-                            start: m.start,
-                            end: m.end,
-                            entity: m.signal.name().into(),
-                            label: "INJECTION".into(),
-                            score: Some(report.score),
-                            detail: None,
-                        }));
+                    let mut fired = false;
+                    if *phrases {
+                        let report = detector.scan(text);
+                        fired = report.score >= *threshold;
+                        if fired {
+                            hits.extend(report.matches.into_iter().map(|m| Hit {
+                                rule: ri,
+                                start: m.start,
+                                end: m.end,
+                                entity: m.signal.name().into(),
+                                label: "INJECTION".into(),
+                                score: Some(report.score),
+                                detail: None,
+                            }));
+                        }
+                    }
+                    // The phrases decided already: the model would not change the action.
+                    if let (false, Some(s)) = (fired, semantic) {
+                        hits.extend(s.check(ri, text));
                     }
                 }
                 Detector::Keywords {

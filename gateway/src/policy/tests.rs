@@ -450,3 +450,57 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn semantic_settings_are_checked_where_they_are_written() {
+    let rule =
+        |extra: &str| format!("id: p\nrules:\n  - id: r\n    kind: prompt_injection\n{extra}");
+    let e = errors(&rule("    method: vibes\n"));
+    assert!(e[0].contains("rules[0].method"), "{e:?}");
+    let e = errors(&rule("    semantic: {threshold: 0.9}\n"));
+    assert!(
+        e[0].contains("rules[0].semantic") && e[0].contains("need `method: semantic`"),
+        "{e:?}"
+    );
+    let e = errors(&rule("    method: semantic\n    stages: [input, output]\n"));
+    assert!(
+        e[0].contains("rules[0].stages") && e[0].contains("not on streamed output"),
+        "{e:?}"
+    );
+    let e = errors(&rule(
+        "    method: both\n    semantic: {model_dir: ../models/nowhere}\n",
+    ));
+    assert!(
+        e[0].starts_with("p.yaml:6:") && e[0].contains("rules[0].semantic.model_dir"),
+        "{e:?}"
+    );
+    let e = errors(&rule(
+        "    method: both\n    semantic: {weights_file: nowhere.json}\n",
+    ));
+    assert!(e[0].contains("rules[0].semantic.weights_file"), "{e:?}");
+    let e = errors(&rule("    method: both\n    semantic: {threshold: 1.5}\n"));
+    assert!(e[0].contains("semantic"), "{e:?}");
+}
+
+#[test]
+fn person_needs_its_name_list_and_names_file_needs_person() {
+    let e = errors(
+        "id: p\nrules:\n  - id: r\n    kind: pii\n    entities: [person]\n    names_file: none.txt\n",
+    );
+    assert!(
+        e[0].contains("rules[0].names_file") && e[0].contains("first-name list"),
+        "{e:?}"
+    );
+    let e = errors("id: p\nrules:\n  - id: r\n    kind: pii\n    names_file: x.txt\n");
+    assert!(e[0].contains("is for the `person` entity"), "{e:?}");
+    // Without `entities`, person and address stay off: no name list is needed.
+    let p = policy("id: p\nrules:\n  - id: r\n    kind: pii\n    action: redact\n");
+    let ev = evaluate(
+        &p,
+        Stage::Input,
+        None,
+        "Ship to 221 Dallas Court, Kilbirnie 6022",
+        &mut Redactor::default(),
+    );
+    assert_eq!(ev.action(), None);
+}

@@ -29,7 +29,8 @@ impl Step for InputGuard {
 
     async fn call(&self, mut req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
         if let Some(policy) = req.guard.policy().cloned() {
-            let (decisions, blocked) = guard_input(&policy, &mut req);
+            let uses_model = policy.stage(Stage::Input).uses_model;
+            let (decisions, blocked) = off_runtime(uses_model, || guard_input(&policy, &mut req));
             self.metrics.policy.record(&decisions);
             req.guard.record(decisions);
             if let Some(b) = blocked {
@@ -90,15 +91,28 @@ pub fn guard_text(
         return Ok(text);
     };
     let redactor = req.guard.redactor();
-    let ev = {
+    let ev = off_runtime(policy.stage(stage).uses_model, || {
         let mut r = redactor.lock().unwrap_or_else(|e| e.into_inner());
         evaluate(&policy, stage, message, &text, &mut r)
-    };
+    });
     metrics.policy.record(&ev.decisions);
     req.guard.record(ev.decisions);
     match ev.blocked {
         Some(b) => Err(ApiError::PolicyViolation(Box::new(b))),
         None => Ok(ev.redacted),
+    }
+}
+
+/// Runs `f`, which runs a model for milliseconds when `uses_model`, without stalling the
+/// other tasks of a multi-threaded runtime: the worker hands them to another thread first.
+fn off_runtime<T>(uses_model: bool, f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let multi_threaded =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if uses_model && multi_threaded {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
     }
 }
 

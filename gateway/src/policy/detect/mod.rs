@@ -6,3 +6,4 @@ pub mod injection;
 pub mod keywords;
 pub mod pii;
 pub mod secrets;
+pub mod semantic;

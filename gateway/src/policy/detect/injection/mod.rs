@@ -7,7 +7,9 @@
 //!   characters, fullwidth forms, accents, case and extra spacing/punctuation between words do
 //!   not hide them; matches are reported at original offsets;
 //! - hidden-content signals ([`Signal::ZeroWidth`], [`Signal::Bidi`], [`Signal::Ansi`],
-//!   [`Signal::TagChars`], [`Signal::Homoglyph`]) are found on the original text.
+//!   [`Signal::TagChars`], [`Signal::Homoglyph`]) are found on the original text;
+//! - [`Signal::Encoded`]: a phrase found in a base64 or hex run decoded, or in the text read
+//!   as ROT13 (`encoded`).
 //!
 //! Each phrase pattern is either strong or weak. A weak pattern (ambiguous on its own:
 //! `jailbreak`, bare `developer mode`, `pretend you are`, `ignore the rules`, `the system
@@ -19,6 +21,7 @@
 //! [`Signal::weight`] when any match of `s` is strong (hidden-content matches are always
 //! strong) and half of it otherwise. No bonus for repeated matches of one signal.
 
+mod encoded;
 mod hidden;
 mod phrases;
 #[cfg(test)]
@@ -51,11 +54,13 @@ pub enum Signal {
     TagChars,
     /// A word mixing Latin letters with Cyrillic/Greek look-alikes (`pаypal`).
     Homoglyph,
+    /// A phrase signal inside base64, hex or ROT13.
+    Encoded,
 }
 
 impl Signal {
     /// Every signal, in declaration order.
-    pub const ALL: [Signal; 8] = [
+    pub const ALL: [Signal; 9] = [
         Signal::InstructionOverride,
         Signal::RolePlay,
         Signal::PromptExfiltration,
@@ -64,6 +69,7 @@ impl Signal {
         Signal::Ansi,
         Signal::TagChars,
         Signal::Homoglyph,
+        Signal::Encoded,
     ];
 
     /// Stable snake_case name (for metrics, logs and API responses).
@@ -77,6 +83,7 @@ impl Signal {
             Signal::Ansi => "ansi_escape",
             Signal::TagChars => "tag_chars",
             Signal::Homoglyph => "homoglyph",
+            Signal::Encoded => "encoded_instructions",
         }
     }
 
@@ -91,6 +98,7 @@ impl Signal {
             Signal::ZeroWidth => 0.4,
             Signal::Ansi => 0.4,
             Signal::Homoglyph => 0.4,
+            Signal::Encoded => 0.7,
         }
     }
 }
@@ -189,6 +197,11 @@ impl InjectionDetector {
         }
         hidden_chars(text, &mut raw);
         homoglyph_words(text, &mut raw);
+        for (start, end, decoded) in encoded::encoded_views(text) {
+            if let Some(strong) = self.phrase_in(&decoded) {
+                raw.push((start, end, Signal::Encoded, strong));
+            }
+        }
 
         // Score over distinct signals.
         let mut score_keep = 1.0f32;
@@ -229,6 +242,21 @@ impl InjectionDetector {
 }
 
 impl InjectionDetector {
+    /// Whether a phrase pattern matches `text` (`Some(strong)`), without looking further
+    /// into encodings: decoded text is not decoded again.
+    fn phrase_in(&self, text: &str) -> Option<bool> {
+        let folded = Folded::new(text);
+        let view = deleet(&folded.text);
+        let mut found = None;
+        for (re, _, strong) in &self.folded {
+            if let Some(m) = re.find(&view) {
+                let strong = *strong && !self.negated(&view, m.start());
+                found = Some(found.unwrap_or(false) || strong);
+            }
+        }
+        found
+    }
+
     /// Whether the folded text right before `start` ends with a negation ("never ", "do not ").
     fn negated(&self, view: &str, start: usize) -> bool {
         let mut from = start.saturating_sub(NEGATION_WINDOW);

@@ -16,7 +16,28 @@ fn is_ipv4_octets(s: &str) -> bool {
         .all(|o| !(o.len() > 1 && o.starts_with('0')) && o.parse::<u16>().is_ok_and(|v| v <= 255))
 }
 
-/// IPv4 spans (dotted quad, no leading zeros), in text order.
+/// A word right before a dotted quad that makes it a version or an OID, not an address:
+/// `version 10.2.3.4`, `v10.2.3.4`, `build: 6.1.7.601`, `OID 1.3.6.1`.
+static VERSION_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"(?i)\b(?:version|ver|v|release|build|firmware|fw|rev|revision|patch|update|kb|oid|mib|snmp|driver|bios|agent|sensor|engine|signatures?|definitions?)\s*[:=#]?\s*$",
+    )
+});
+
+/// Bytes before a candidate searched for [`VERSION_CONTEXT`].
+const CONTEXT_BYTES: usize = 24;
+
+/// Whether a version word ends right before `start`, on the same line.
+fn version_context(text: &str, start: usize) -> bool {
+    let mut from = start.saturating_sub(CONTEXT_BYTES);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let before = &text[from..start];
+    VERSION_CONTEXT.is_match(before.rsplit('\n').next().unwrap_or(before))
+}
+
+/// IPv4 spans (dotted quad, no leading zeros, not a version or OID), in text order.
 pub(super) fn find_ipv4s(text: &str) -> Vec<(usize, usize)> {
     IPV4_RE
         .find_iter(text)
@@ -24,6 +45,7 @@ pub(super) fn find_ipv4s(text: &str) -> Vec<(usize, usize)> {
             boundary_before(text, m.start(), &['.'])
                 && boundary_after(text, m.end(), &['.'])
                 && is_ipv4_octets(m.as_str())
+                && !version_context(text, m.start())
         })
         .map(|m| (m.start(), m.end()))
         .collect()

@@ -1,5 +1,6 @@
 //! PII detection for the guardrails: e-mail addresses, phone numbers, payment
-//! card numbers, IBANs, US social security numbers and IP addresses.
+//! card numbers, IBANs, US social security numbers, IP addresses, and (opt-in) person
+//! names and street addresses.
 //!
 //! Every detector works in two steps: a cheap regex (compiled once) finds
 //! candidates, then code validates them (checksums, registry lengths, numeric
@@ -8,21 +9,29 @@
 //!
 //! Each entity has its own submodule; the word-boundary helpers they share live here.
 
+mod address;
 mod card;
 mod email;
 mod iban;
 mod ip;
+pub mod names;
+mod person;
 mod phone;
 mod ssn;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use regex::Regex;
 
+use self::address::find_addresses;
 use self::card::find_cards;
 use self::email::find_emails;
 use self::iban::find_ibans;
 use self::ip::{find_ipv4s, find_ipv6s};
+use self::names::Gazetteer;
+use self::person::find_persons;
 use self::phone::find_phones;
 use self::ssn::find_ssns;
 
@@ -43,11 +52,31 @@ pub enum PiiEntity {
     Ipv4,
     /// IPv6 address (full, compressed or with an embedded IPv4 tail).
     Ipv6,
+    /// Person name: title + capitalised words, a known first name + surname, or a name
+    /// right after `my name is`, `Dear`, `Regards,` and the like.
+    Person,
+    /// Street address: house number and street type, P.O. box, or `Street 12, 12345 City`,
+    /// with the city, state and postcode after it.
+    Address,
 }
 
 impl PiiEntity {
     /// Every entity type, in declaration order.
-    pub const ALL: [PiiEntity; 7] = [
+    pub const ALL: [PiiEntity; 9] = [
+        PiiEntity::Email,
+        PiiEntity::Phone,
+        PiiEntity::CreditCard,
+        PiiEntity::Iban,
+        PiiEntity::UsSsn,
+        PiiEntity::Ipv4,
+        PiiEntity::Ipv6,
+        PiiEntity::Person,
+        PiiEntity::Address,
+    ];
+
+    /// The entities a `pii` rule without `entities` detects: all but the heuristic
+    /// `person` and `address`, which a rule turns on by name.
+    pub const DEFAULT: [PiiEntity; 7] = [
         PiiEntity::Email,
         PiiEntity::Phone,
         PiiEntity::CreditCard,
@@ -57,7 +86,8 @@ impl PiiEntity {
         PiiEntity::Ipv6,
     ];
 
-    /// Name used in policy YAML and reports: "email", "phone", "credit_card", "iban", "us_ssn", "ipv4", "ipv6".
+    /// Name used in policy YAML and reports: "email", "phone", "credit_card", "iban",
+    /// "us_ssn", "ipv4", "ipv6", "person", "address".
     pub fn name(self) -> &'static str {
         match self {
             PiiEntity::Email => "email",
@@ -67,6 +97,8 @@ impl PiiEntity {
             PiiEntity::UsSsn => "us_ssn",
             PiiEntity::Ipv4 => "ipv4",
             PiiEntity::Ipv6 => "ipv6",
+            PiiEntity::Person => "person",
+            PiiEntity::Address => "address",
         }
     }
 
@@ -75,7 +107,8 @@ impl PiiEntity {
         Self::ALL.into_iter().find(|e| e.name() == s)
     }
 
-    /// Placeholder label for redaction: "EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "IP".
+    /// Placeholder label for redaction: "EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "IP",
+    /// "PERSON", "ADDRESS".
     pub fn label(self) -> &'static str {
         match self {
             PiiEntity::Email => "EMAIL",
@@ -84,6 +117,8 @@ impl PiiEntity {
             PiiEntity::Iban => "IBAN",
             PiiEntity::UsSsn => "SSN",
             PiiEntity::Ipv4 | PiiEntity::Ipv6 => "IP",
+            PiiEntity::Person => "PERSON",
+            PiiEntity::Address => "ADDRESS",
         }
     }
 }
@@ -103,17 +138,28 @@ pub struct PiiMatch {
 /// statics), so construction is cheap.
 #[derive(Debug, Clone)]
 pub struct PiiDetector {
-    enabled: [bool; 7],
+    enabled: [bool; 9],
+    /// First names for `person`; without them only titles and introducing phrases count.
+    names: Option<Arc<Gazetteer>>,
 }
 
 impl PiiDetector {
     /// Creates a detector for the given entity types (duplicates are ignored).
     pub fn new(enabled: &[PiiEntity]) -> Self {
-        let mut set = [false; 7];
+        let mut set = [false; 9];
         for &e in enabled {
             set[e as usize] = true;
         }
-        Self { enabled: set }
+        Self {
+            enabled: set,
+            names: None,
+        }
+    }
+
+    /// The detector with `names` as its first-name list.
+    pub fn with_names(mut self, names: Arc<Gazetteer>) -> Self {
+        self.names = Some(names);
+        self
     }
 
     /// Whether `entity` is detected.
@@ -129,7 +175,10 @@ impl PiiDetector {
         for (e, o) in enabled.iter_mut().zip(other.enabled) {
             *e |= o;
         }
-        PiiDetector { enabled }
+        PiiDetector {
+            enabled,
+            names: self.names.clone().or_else(|| other.names.clone()),
+        }
     }
 
     /// All matches of enabled entities, sorted by (start, longer first). Matches of DIFFERENT entities may overlap
@@ -188,6 +237,25 @@ impl PiiDetector {
         }
         if on(PiiEntity::Ipv6) {
             push(&find_ipv6s(text), PiiEntity::Ipv6);
+        }
+        // Streets are often named after people (`Nelson Mandela Drive`): a name inside an
+        // address is part of the address.
+        let addresses = if on(PiiEntity::Address) || on(PiiEntity::Person) {
+            find_addresses(text)
+        } else {
+            Vec::new()
+        };
+        if on(PiiEntity::Address) {
+            push(&addresses, PiiEntity::Address);
+        }
+        if on(PiiEntity::Person) {
+            let empty = Gazetteer::default();
+            let names = self.names.as_deref().unwrap_or(&empty);
+            let persons: Vec<(usize, usize)> = find_persons(text, names)
+                .into_iter()
+                .filter(|&(s, e)| !overlaps_any(&addresses, s, e))
+                .collect();
+            push(&persons, PiiEntity::Person);
         }
 
         out.sort_by(|a, b| {

@@ -162,14 +162,51 @@ fn is_us_core(g: &[PhoneGroup]) -> bool {
     }
 }
 
-/// Validates a candidate made of `g` (already boundary-checked).
-fn is_valid_phone(text: &str, g: &[PhoneGroup], plus: bool) -> bool {
+/// A word right before a number that says it is a phone number (`phone`, `tel.`, `call me
+/// on`, `mobile:`, `registered`), so that national numbers without a trunk prefix or with
+/// fewer than 10 digits (`73 627 280`, `480 6764`) count.
+static PHONE_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"(?i)\b(?:phone|telephone|tel|mobile|mob|cell|cellphone|handy|fax|call(?:ed)?|ring|text|sms|whatsapp|contact|number|registered|reach(?:ed)?)\b[^\n\d]{0,24}(?:\n[ \t]*)?$",
+    )
+});
+
+/// The same after a number: `464 016 968 office`, `(028) 3514-698-Fax`.
+static PHONE_LABEL_AFTER: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"^[ \t\-–(]*(?i:office|fax|mobile|cell|home|work|tel|phone)\b"));
+
+/// Bytes before a number searched for [`PHONE_CONTEXT`].
+const CONTEXT_BYTES: usize = 40;
+
+/// Whether a phone word comes right before `start` or right after `end`.
+fn phone_context(text: &str, start: usize, end: usize) -> bool {
+    let mut from = start.saturating_sub(CONTEXT_BYTES);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    PHONE_CONTEXT.is_match(&text[from..start]) || PHONE_LABEL_AFTER.is_match(&text[end..])
+}
+
+/// `2024-01-15`, `15.01.2024`, `828-36-2008`: dates and SSNs in phone clothing.
+fn date_shaped(g: &[PhoneGroup]) -> bool {
+    let lens: Vec<usize> = g.iter().map(PhoneGroup::len).collect();
+    matches!(
+        lens.as_slice(),
+        [4, 2, 2] | [2, 2, 4] | [2, 2, 2] | [3, 2, 4]
+    ) && g[1..].iter().all(|x| matches!(x.sep, Some(b'-' | b'.')))
+}
+
+/// Validates a candidate made of `g` (already boundary-checked); `context`: a phone word
+/// comes right before it.
+fn is_valid_phone(text: &str, g: &[PhoneGroup], plus: bool, context: bool) -> bool {
     let n: usize = g.iter().map(PhoneGroup::len).sum();
     // E.164: 7–15 digits. National formats: at least 10 digits in separated
     // groups (bare digit strings are IDs, amounts and timestamps far more often
-    // than phone numbers).
+    // than phone numbers), or 6 after a phone word.
     let n_ok = if plus {
         (7..=15).contains(&n)
+    } else if context {
+        (6..=15).contains(&n) && (g.len() >= 2 || n >= 7) && !date_shaped(g)
     } else {
         (10..=15).contains(&n) && g.len() >= 2
     };
@@ -198,6 +235,9 @@ fn is_valid_phone(text: &str, g: &[PhoneGroup], plus: bool) -> bool {
     // US/NANP, optionally with a leading `1`.
     if is_us_core(g) {
         return true;
+    }
+    if context {
+        return g.iter().all(|x| x.len() <= 8);
     }
     if g.len() == 4
         && !g[0].paren
@@ -270,7 +310,14 @@ pub(super) fn find_phones(text: &str) -> Vec<(usize, usize)> {
                         None => boundary_after(text, g[gj].end, NUM_JOINERS),
                         Some(next) => next.sep == Some(b' '),
                     };
-                    if end_ok && is_valid_phone(text, &g[gi..=gj], has_plus) {
+                    if end_ok
+                        && is_valid_phone(
+                            text,
+                            &g[gi..=gj],
+                            has_plus,
+                            phone_context(text, start, g[gj].end),
+                        )
+                    {
                         best = Some(gj);
                     }
                 }

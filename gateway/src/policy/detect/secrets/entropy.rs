@@ -9,12 +9,40 @@ use regex::Regex;
 use super::patterns::{accept_any, compile, scan_group};
 use super::{SecretEntity, SecretMatch, SecretsDetector};
 
-/// Canonical UUIDs look random but are identifiers, not credentials, so they are never reported.
+/// Canonical UUIDs look random but are identifiers, not credentials (see `keep_indicators`).
 static UUID_RE: LazyLock<Regex> = LazyLock::new(|| {
     compile(
         r"(?:^|[^A-Za-z0-9_])([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})(?:$|[^A-Za-z0-9_])",
     )
 });
+
+/// A secret's name right before a value on its line: `password=`, `"api_key": "`, `Bearer `.
+static SECRET_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
+    compile(
+        r#"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|\bkey|credentials?|auth(?:orization)?|bearer|signature)["']?\s*[:=]?\s*["']?$"#,
+    )
+});
+
+/// How far before a value its secret context may start, in bytes.
+const CONTEXT_BYTES: usize = 48;
+
+/// Whether a secret context ends right before `start`, on the same line.
+fn secret_context(text: &str, start: usize) -> bool {
+    let mut from = start.saturating_sub(CONTEXT_BYTES);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let before = &text[from..start];
+    let line = before.rsplit('\n').next().unwrap_or(before);
+    SECRET_CONTEXT.is_match(line)
+}
+
+/// Hex of a digest's length: MD5 (32), SHA-1 and git commit ids (40), SHA-224 (56),
+/// SHA-256 (64), SHA-384 (96), SHA-512 (128).
+fn digest_shaped(core: &str) -> bool {
+    matches!(core.len(), 32 | 40 | 56 | 64 | 96 | 128)
+        && core.bytes().all(|b| b.is_ascii_hexdigit())
+}
 
 /// Characters that can make up a generic high-entropy token.
 fn is_token_byte(b: u8) -> bool {
@@ -90,6 +118,7 @@ impl SecretsDetector {
     ) -> Vec<SecretMatch> {
         let mut excluded: Vec<(usize, usize)> = specific.iter().map(|m| (m.start, m.end)).collect();
         let mut uuids = Vec::new();
+        let mut out_uuids = Vec::new();
         scan_group(
             &UUID_RE,
             false,
@@ -98,11 +127,18 @@ impl SecretsDetector {
             accept_any,
             &mut uuids,
         );
-        excluded.extend(uuids.iter().map(|m| (m.start, m.end)));
+        for m in uuids {
+            if secret_context(text, m.start) {
+                out_uuids.push(m.clone());
+                excluded.push((m.start, m.end));
+            } else if self.entropy.keep_indicators {
+                excluded.push((m.start, m.end));
+            }
+        }
         excluded.sort_unstable();
 
         let bytes = text.as_bytes();
-        let mut out = Vec::new();
+        let mut out = out_uuids;
         let mut ex = excluded.iter().peekable();
         let mut i = 0;
         while i < bytes.len() {
@@ -161,6 +197,19 @@ impl SecretsDetector {
         let lead = piece.len() - piece.trim_start_matches('.').len();
         let (span_start, span_end) = (start + lead, start + lead + trimmed.len());
         let core = trimmed.trim_end_matches('=');
+        if digest_shaped(core) {
+            if secret_context(text, span_start) {
+                out.push(SecretMatch {
+                    start: span_start,
+                    end: span_end,
+                    entity: SecretEntity::HighEntropy,
+                });
+                return;
+            }
+            if self.entropy.keep_indicators {
+                return;
+            }
+        }
         if core.len() < self.entropy.min_length
             || !core.bytes().any(|b| b.is_ascii_digit())
             || !core.bytes().any(|b| b.is_ascii_alphabetic())

@@ -13,7 +13,13 @@
 //!
 //! # High-entropy tokens
 //! Candidates are maximal runs of `[A-Za-z0-9+/=_\-.~]` that are not covered by a specific match
-//! or by a canonical UUID (`8-4-4-4-12` hex, never reported). A run is split after an internal
+//! or by a canonical UUID (`8-4-4-4-12` hex).
+//!
+//! Indicators ([`EntropyConfig::keep_indicators`], on by default): UUIDs and hex strings of a
+//! digest's length (32, 40, 56, 64, 96 or 128 digits: MD5, SHA-1 and git commit ids, SHA-2) are
+//! what a SOC analyst pivots on, so they are kept, unless the same line names a secret right
+//! before them (`password=`, `"api_key": "`, `token:`, `Bearer `): then they are reported
+//! whatever their entropy. A run is split after an internal
 //! `=` run (`api_key=VALUE` yields `api_key=` and `VALUE`), and leading/trailing `.` are trimmed
 //! (a sentence-ending period is not part of a token). Trailing `=` padding stays in the reported
 //! span but is ignored for the length and entropy checks. A candidate is reported when its core:
@@ -138,6 +144,10 @@ pub struct EntropyConfig {
     pub threshold: f64,
     /// Minimum token length in characters.
     pub min_length: usize,
+    /// Keep indicators an analyst needs: hex digests (MD5, SHA-1, SHA-2, git commit ids) and
+    /// UUIDs are not reported unless a secret context comes right before them on their line
+    /// (`password=`, `api_key:`, `token`, `Bearer`), which reports them whatever their entropy.
+    pub keep_indicators: bool,
 }
 
 impl Default for EntropyConfig {
@@ -153,6 +163,7 @@ impl Default for EntropyConfig {
         EntropyConfig {
             threshold: 4.0,
             min_length: 24,
+            keep_indicators: true,
         }
     }
 }

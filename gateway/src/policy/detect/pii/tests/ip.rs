@@ -31,9 +31,20 @@ fn ipv4_false_positives() {
         "a1.2.3.4",
         "1234.5.6.7",
         "10.0.0.1234",
+        // Versions and OIDs, by the word before them on the same line.
+        "upgrade to version 10.2.3.4 today",
+        "Version: 10.2.3.4",
+        "v 1.2.3.4",
+        "firmware=2.1.0.12",
+        "sensor build 6.1.7.60",
+        "OID 1.3.6.1",
+        "snmp oid: 1.3.6.1",
     ] {
         assert_none(PiiEntity::Ipv4, text);
     }
+    // The word must come right before the quad, on its line.
+    assert_exact(PiiEntity::Ipv4, "version check from 10.2.3.4", "10.2.3.4");
+    assert_exact(PiiEntity::Ipv4, "version\n10.2.3.4", "10.2.3.4");
 }
 
 #[test]

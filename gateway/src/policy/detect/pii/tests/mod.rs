@@ -76,13 +76,15 @@ fn names_labels_roundtrip() {
             "iban",
             "us_ssn",
             "ipv4",
-            "ipv6"
+            "ipv6",
+            "person",
+            "address"
         ]
     );
     let labels: Vec<&str> = PiiEntity::ALL.iter().map(|e| e.label()).collect();
     assert_eq!(
         labels,
-        ["EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "IP"]
+        ["EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "IP", "PERSON", "ADDRESS"]
     );
     for e in PiiEntity::ALL {
         assert_eq!(PiiEntity::from_name(e.name()), Some(e));

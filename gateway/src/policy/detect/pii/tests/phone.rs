@@ -89,3 +89,29 @@ fn card_is_not_also_a_phone() {
         assert_eq!(with_all(PiiEntity::Phone, text), Vec::<&str>::new());
     }
 }
+
+#[test]
+fn a_phone_word_admits_short_national_numbers() {
+    for (text, expected) in [
+        ("phone: 73 627 280", "73 627 280"),
+        ("Call me on 480 6764 tonight", "480 6764"),
+        ("registered mobile 468 788 096", "468 788 096"),
+        ("Tel. 34 33 96", "34 33 96"),
+        ("my number is 4806764", "4806764"),
+        ("Phone:\n9416 5007", "9416 5007"),
+        ("the phone\n480 6764", "480 6764"),
+        ("464 016 968 office", "464 016 968"),
+        ("(028) 3514-698-Fax", "(028) 3514-698"),
+    ] {
+        assert_exact(PiiEntity::Phone, text, expected);
+    }
+    for text in [
+        "phone number 2024-01-15",
+        "call at 10 20",
+        "73 627 280 packets",
+        "call 123456",
+        "His social security number is 828-36-2008",
+    ] {
+        assert_none(PiiEntity::Phone, text);
+    }
+}

@@ -93,10 +93,12 @@ fn high_entropy_threshold_and_min_length_are_honored() {
     let low = EntropyConfig {
         threshold: 3.5,
         min_length: 24,
+        keep_indicators: false,
     };
     let high = EntropyConfig {
         threshold: 5.0,
         min_length: 24,
+        keep_indicators: false,
     };
     assert_eq!(entropy_hits(low, sha), vec![sha]);
     assert!(entropy_hits(high, sha).is_empty());
@@ -106,6 +108,7 @@ fn high_entropy_threshold_and_min_length_are_honored() {
     let at = |min_length| EntropyConfig {
         threshold: 4.0,
         min_length,
+        keep_indicators: true,
     };
     assert_eq!(entropy_hits(at(32), key), vec![key]);
     assert!(entropy_hits(at(33), key).is_empty());
@@ -138,4 +141,43 @@ fn specific_detectors_win_over_high_entropy() {
     // With the specific detector disabled the generic one still catches the token.
     let d = SecretsDetector::new(&[SecretEntity::HighEntropy], EntropyConfig::default());
     assert_eq!(d.find(GH_DOC_TOKEN)[0].entity, SecretEntity::HighEntropy);
+}
+
+#[test]
+fn indicators_are_kept_unless_a_secret_is_named_before_them() {
+    // The SOC policy's low threshold would flag every digest without keep_indicators.
+    let soc = EntropyConfig {
+        threshold: 3.5,
+        min_length: 20,
+        keep_indicators: true,
+    };
+    let md5 = "5f4dcc3b5aa765d61d8327deb882cf99";
+    let sha1 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b";
+    let sha256 = "e8901779b53e491d1f9f7b5406116f5927745ab46053a5f1f5c51463444ea4d9";
+    let uuid = "550e8400-e29b-41d4-a716-446655440000";
+    for text in [
+        format!("dropper md5 {md5}, sha1 {sha1}"),
+        format!(r#"{{"sha256": "{sha256}", "host_id": "{uuid}"}}"#),
+        format!("fixed in commit {sha1}"),
+        format!("password reset mail. Attachment sha256:{sha256}"),
+    ] {
+        assert!(entropy_hits(soc, &text).is_empty(), "{text}");
+    }
+    for (text, value) in [
+        (format!("password={md5}"), md5),
+        (format!(r#"{{"api_key": "{sha256}"}}"#), sha256),
+        (format!("Authorization: Bearer {sha1}"), sha1),
+        (format!("client_secret: {uuid}"), uuid),
+        (format!("TOKEN = '{sha1}'"), sha1),
+    ] {
+        assert_eq!(entropy_hits(soc, &text), vec![value], "{text}");
+    }
+    // Only the same line counts.
+    assert!(entropy_hits(soc, &format!("password:\n{sha256}")).is_empty());
+    // keep_indicators: false treats digests like any token (3.5 bits flags this SHA-1).
+    let strict = EntropyConfig {
+        keep_indicators: false,
+        ..soc
+    };
+    assert_eq!(entropy_hits(strict, &format!("commit {sha1}")), vec![sha1]);
 }

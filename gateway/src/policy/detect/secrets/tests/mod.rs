@@ -180,6 +180,7 @@ fn detectors() -> [SecretsDetector; 2] {
             EntropyConfig {
                 threshold: 0.0,
                 min_length: 1,
+                keep_indicators: true,
             },
         ),
     ]

@@ -1,0 +1,629 @@
+//! Person names, found without a model: a title (`Mr.`, `Dr`, `Frau`) followed by
+//! capitalised words; a known first name ([`Gazetteer`]) followed by one to three
+//! capitalised words (particles such as `van`, `de`, `al` between them); or capitalised
+//! words right after a phrase that introduces a name (`my name is`, `Dear`, `Regards,`,
+//! `customer`).
+//!
+//! First names that are also common English words (`Will`, `May`, `Grant`, `Rose`) count
+//! only in the middle of a sentence.
+
+use super::names::Gazetteer;
+
+/// A word: letters, with `'`, `’` or `-` inside (`O'Brien`, `Olli-Pekka`).
+#[derive(Debug, Clone, Copy)]
+struct Word {
+    start: usize,
+    end: usize,
+}
+
+/// Titles before a name, lower-cased, without their period.
+const TITLES: &[&str] = &[
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "mx",
+    "dr",
+    "prof",
+    "sir",
+    "dame",
+    "madam",
+    "herr",
+    "frau",
+    "mme",
+    "mlle",
+    "monsieur",
+    "madame",
+    "sr",
+    "sra",
+    "srta",
+    "signor",
+    "signora",
+    "dott",
+    "professor",
+];
+
+/// Lower-case words allowed between the parts of a name.
+const PARTICLES: &[&str] = &[
+    "van", "von", "de", "da", "del", "della", "di", "du", "le", "la", "bin", "ibn", "al", "el",
+    "ter", "ten", "den", "der", "dos", "das", "y", "zu",
+];
+
+/// First names that are also common English words: a match needs the middle of a sentence.
+const AMBIGUOUS: &[&str] = &[
+    "will",
+    "may",
+    "mark",
+    "rose",
+    "page",
+    "bill",
+    "grant",
+    "art",
+    "sunny",
+    "summer",
+    "hope",
+    "joy",
+    "faith",
+    "dawn",
+    "april",
+    "june",
+    "august",
+    "chase",
+    "hunter",
+    "young",
+    "long",
+    "king",
+    "guy",
+    "major",
+    "chance",
+    "price",
+    "rich",
+    "gene",
+    "ivy",
+    "iris",
+    "lily",
+    "holly",
+    "ruby",
+    "amber",
+    "pearl",
+    "crystal",
+    "autumn",
+    "winter",
+    "storm",
+    "river",
+    "sky",
+    "star",
+    "angel",
+    "christian",
+    "jordan",
+    "israel",
+    "lincoln",
+    "austin",
+    "paris",
+    "london",
+    "sydney",
+    "victoria",
+    "georgia",
+    "virginia",
+    "carolina",
+    "india",
+    "china",
+    "norman",
+    "frank",
+    "miles",
+    "cash",
+    "penny",
+    "destiny",
+    "liberty",
+    "justice",
+    "grace",
+    "mercy",
+    "charity",
+    "royal",
+    "duke",
+    "prince",
+    "queen",
+    "bishop",
+    "cardinal",
+    "general",
+    "rock",
+    "stone",
+    "wood",
+    "field",
+    "hill",
+    "lane",
+    "north",
+    "south",
+    "west",
+    "black",
+    "white",
+    "brown",
+    "green",
+    "gray",
+    "grey",
+    "red",
+    "gold",
+    "silver",
+    "sterling",
+    "nova",
+    "van",
+    "don",
+    "dean",
+    "major",
+    "al",
+    "ali",
+    "ben",
+    "max",
+    "sam",
+    "pat",
+    "ray",
+    "jack",
+    "sandy",
+    "dusty",
+    "rusty",
+    "buck",
+    "bud",
+    "forest",
+    "ocean",
+    "windows",
+    "apple",
+    "amazon",
+    "cloud",
+    "august",
+    "may",
+    "tuesday",
+    "friday",
+    "sunday",
+    "monday",
+    "blue",
+    "cherry",
+    "olive",
+    "basil",
+    "sage",
+    "saffron",
+    "ginger",
+    "honey",
+    "candy",
+    "brandy",
+    "whisky",
+    "sherry",
+    "can",
+    "love",
+    "carry",
+    "princess",
+    "dear",
+    "happy",
+    "lucky",
+    "ever",
+    "oak",
+    "says",
+    "france",
+];
+
+/// Capitalised words that end a candidate rather than being a surname.
+const NOT_SURNAMES: &[&str] = &[
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "road",
+    "rd",
+    "lane",
+    "drive",
+    "court",
+    "way",
+    "place",
+    "inc",
+    "ltd",
+    "llc",
+    "gmbh",
+    "corp",
+    "company",
+    "group",
+    "bank",
+    "university",
+    "college",
+    "school",
+    "hospital",
+    "airport",
+    "station",
+    "center",
+    "centre",
+    "park",
+    "hotel",
+    "city",
+    "county",
+    "state",
+    "river",
+    "lake",
+    "mountain",
+    "island",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "january",
+    "february",
+    "march",
+    "april",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "the",
+    "and",
+    "or",
+    "of",
+    "i",
+    "a",
+    "an",
+    "in",
+    "on",
+    "at",
+    "to",
+    "for",
+    "is",
+    "was",
+    "are",
+    "please",
+    "thanks",
+    "thank",
+    "hi",
+    "hello",
+    "dear",
+    "team",
+    "support",
+    "customer",
+    "service",
+];
+
+/// Words that make the capitalised words before them an organisation or a title, not a
+/// person (`Amara Raja Batteries`, `Vital Therapies Inc.`).
+const ORGANISATION_WORDS: &[&str] = &[
+    "inc",
+    "ltd",
+    "llc",
+    "plc",
+    "gmbh",
+    "ag",
+    "sa",
+    "corp",
+    "corporation",
+    "company",
+    "co",
+    "group",
+    "holdings",
+    "technologies",
+    "systems",
+    "solutions",
+    "industries",
+    "partners",
+    "capital",
+    "bank",
+    "orchestra",
+    "band",
+    "records",
+    "foundation",
+    "institute",
+    "association",
+    "university",
+    "college",
+    "school",
+    "hospital",
+    "batteries",
+    "therapies",
+    "motors",
+    "airlines",
+    "insurance",
+    "media",
+    "labs",
+    "software",
+    "pharmaceuticals",
+];
+
+/// Words (lower-cased) after which a capitalised word is a name.
+const CONTEXT: &[&str] = &[
+    "name is",
+    "name's",
+    "named",
+    "called",
+    "name:",
+    "dear",
+    "hi",
+    "hello",
+    "hey",
+    "thanks,",
+    "regards,",
+    "sincerely,",
+    "cheers,",
+    "signed,",
+    "thanks",
+    "customer",
+    "client",
+    "employee",
+    "patient",
+    "user",
+    "guardian",
+    "contact",
+    "applicant",
+    "beneficiary",
+    "holder",
+    "from:",
+    "to:",
+    "cc:",
+    "attn:",
+    "attention:",
+];
+
+/// Person-name spans of `text`, in order.
+pub(super) fn find_persons(text: &str, gazetteer: &Gazetteer) -> Vec<(usize, usize)> {
+    let words = words(text);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = &text[words[i].start..words[i].end];
+        let lower = w.to_lowercase();
+        // `Mr`, `Dr.`, and lower-case `ms.` with its period.
+        let titled = TITLES.contains(&lower.as_str())
+            && (capitalised(w) || text[words[i].end..].starts_with('.'));
+        if titled {
+            let run = name_run(text, &words, i + 1, words[i].end, 3);
+            if let Some(last) = run {
+                out.push((words[i].start, trim_possessive(text, words[last].end)));
+                i = last + 1;
+                continue;
+            }
+        }
+        if capitalised(w) && !NOT_SURNAMES.contains(&lower.as_str()) && !titled {
+            let known = gazetteer.is_first_name(&lower)
+                && (!AMBIGUOUS.contains(&lower.as_str()) || !sentence_start(text, words[i].start));
+            let introduced = introduced(text, words[i].start);
+            let more = name_run(text, &words, i + 1, words[i].end, 3);
+            // `Mads: You saved my life!`: a first name speaking, at the start of a line.
+            let speaker = known
+                && text[words[i].end..].starts_with(':')
+                && text[..words[i].start].trim_end_matches(' ').ends_with('\n');
+            // A lone first name counts in the middle of a sentence (`said Liva to`), where
+            // capitals mark names; at a sentence start it is any capitalised word.
+            let alone = known
+                && !AMBIGUOUS.contains(&lower.as_str())
+                && !sentence_start(text, words[i].start);
+            let last = match (known, introduced || speaker || alone, more) {
+                (true, _, Some(last)) | (_, true, Some(last)) => Some(last),
+                (_, true, None) => Some(i),
+                _ => None,
+            };
+            // Inside a title-case phrase (`São Paulo`, `Punta del Este`, `Killed My Baby`),
+            // a first name is part of something else, unless a title or phrase introduced it.
+            let inside_phrase = !introduced && after_capitalised(text, &words, i);
+            let last = last
+                .filter(|_| !inside_phrase || speaker)
+                .filter(|&l| !organisation(text, &words, i, l));
+            if let Some(last) = last {
+                out.push((words[i].start, trim_possessive(text, words[last].end)));
+                i = last + 1;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Words of letters with inner `'`, `’` or `-`.
+fn words(text: &str) -> Vec<Word> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let inner = matches!(c, '\'' | '’' | '-')
+            && start.is_some()
+            && chars.peek().is_some_and(|&(_, n)| n.is_alphabetic());
+        if c.is_alphabetic() || inner {
+            start.get_or_insert(i);
+        } else if let Some(s) = start.take() {
+            out.push(Word { start: s, end: i });
+        }
+    }
+    if let Some(s) = start {
+        out.push(Word {
+            start: s,
+            end: text.len(),
+        });
+    }
+    out
+}
+
+/// An upper-case letter followed by at least one lower-case one (`Anna`, `McDonald`).
+fn capitalised(w: &str) -> bool {
+    let mut chars = w.chars();
+    chars.next().is_some_and(|c| c.is_uppercase()) && chars.any(|c| c.is_lowercase())
+}
+
+/// The index of the last word of a run of 1..=`max` capitalised words (particles allowed
+/// between) starting at `from`, each separated from the previous by one or two spaces.
+fn name_run(
+    text: &str,
+    words: &[Word],
+    from: usize,
+    mut prev_end: usize,
+    max: usize,
+) -> Option<usize> {
+    let mut last = None;
+    let mut taken = 0;
+    let mut j = from;
+    while j < words.len() && taken < max {
+        let gap = &text[prev_end..words[j].start];
+        let spaced = !gap.is_empty() && gap.len() <= 2 && gap.chars().all(|c| c == ' ')
+            || gap == ". "
+                && last.is_none()
+                && from > 0
+                && TITLES.contains(
+                    &text[words[from - 1].start..prev_end]
+                        .to_lowercase()
+                        .as_str(),
+                );
+        if !spaced {
+            break;
+        }
+        let w = &text[words[j].start..words[j].end];
+        let lower = w.to_lowercase();
+        if PARTICLES.contains(&w) {
+            prev_end = words[j].end;
+            j += 1;
+            continue;
+        }
+        if !capitalised(w) || NOT_SURNAMES.contains(&lower.as_str()) {
+            break;
+        }
+        last = Some(j);
+        taken += 1;
+        prev_end = words[j].end;
+        j += 1;
+        // A possessive ends the name: `Björklund's Cautionary Tales`.
+        if w.ends_with("'s") || w.ends_with("’s") {
+            break;
+        }
+    }
+    last
+}
+
+/// Whether a word of `first..=last`, or the word right after them, names an organisation.
+fn organisation(text: &str, words: &[Word], first: usize, last: usize) -> bool {
+    let org = |w: &Word| ORGANISATION_WORDS.contains(&text[w.start..w.end].to_lowercase().as_str());
+    words[first..=last].iter().any(org)
+        || words
+            .get(last + 1)
+            .is_some_and(|next| text[words[last].end..next.start] == *" " && org(next))
+}
+
+/// Whether the word before `i` (particles skipped), one space away, is capitalised and not
+/// a title.
+fn after_capitalised(text: &str, words: &[Word], i: usize) -> bool {
+    let mut j = i;
+    while j > 0 {
+        if text[words[j - 1].end..words[j].start] != *" " {
+            return false;
+        }
+        let w = &text[words[j - 1].start..words[j - 1].end];
+        if !PARTICLES.contains(&w) {
+            return capitalised(w) && !TITLES.contains(&w.to_lowercase().as_str());
+        }
+        j -= 1;
+    }
+    false
+}
+
+/// Whether a phrase of [`CONTEXT`] ends right before `start`.
+fn introduced(text: &str, start: usize) -> bool {
+    let mut from = start.saturating_sub(24);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let before = text[from..start].to_lowercase();
+    let before = before.trim_end();
+    CONTEXT.iter().any(|c| {
+        before.ends_with(c)
+            && before[..before.len() - c.len()]
+                .chars()
+                .next_back()
+                .is_none_or(|p| !p.is_alphanumeric())
+    })
+}
+
+/// Whether `start` begins a sentence: only spaces since the text start or since `.`, `!`,
+/// `?`, a newline or a quote.
+fn sentence_start(text: &str, start: usize) -> bool {
+    text[..start]
+        .chars()
+        .rev()
+        .find(|c| *c != ' ')
+        .is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | '"' | '“' | ':' | '('))
+}
+
+/// `end` without a possessive `'s` (`Björklund's`).
+fn trim_possessive(text: &str, end: usize) -> usize {
+    for s in ["'s", "’s"] {
+        if text[..end].ends_with(s) {
+            return end - s.len();
+        }
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn gaz() -> Gazetteer {
+        Gazetteer::parse(
+            "M  Marek 1\nF  Maren 1\nF  Eleonora 1\nM  Will 1\nF  Grace 1\nM  Guilherme 1\n\
+             F  Claire 1\nM  Olli+Pekka 1\nF  Anna 1\n",
+        )
+    }
+
+    fn found(text: &str) -> Vec<&str> {
+        find_persons(text, &gaz())
+            .into_iter()
+            .map(|(a, b)| &text[a..b])
+            .collect()
+    }
+
+    #[test]
+    fn names_are_found() {
+        assert_eq!(found("Customer Marek Kouřil called."), ["Marek Kouřil"]);
+        assert_eq!(found("by Ms. Maren Geisler – go"), ["Ms. Maren Geisler"]);
+        assert_eq!(
+            found("not by Mrs. Claire St-Jean)."),
+            ["Mrs. Claire St-Jean"]
+        );
+        assert_eq!(
+            found("verses from Eleonora Björklund's Cautionary Tales"),
+            ["Eleonora Björklund"]
+        );
+        assert_eq!(found("Olli-Pekka Wälkky moved"), ["Olli-Pekka Wälkky"]);
+        assert_eq!(found("Anna van der Berg signed"), ["Anna van der Berg"]);
+        assert_eq!(found("My name is Zdeněk."), ["Zdeněk"]);
+        assert_eq!(found("Dear Anna, welcome"), ["Anna"]);
+        assert_eq!(found("A tribute to Dr Hamanová"), ["Dr Hamanová"]);
+        assert_eq!(
+            found("thanks, Will Turner and Grace Hopper"),
+            ["Will Turner", "Grace Hopper"]
+        );
+    }
+
+    #[test]
+    fn ordinary_capitals_are_not_names() {
+        for t in [
+            "Will you help me with Hybrid Analysis?",
+            "Grace Period ends on Monday.",
+            "Anna Street is closed.",
+            "The Command and Control server at Cobalt Strike",
+            "Entertainment Weekly listed Tube Snake Boogie",
+            "Anna said hello.",
+            "MAREK KOURIL",
+        ] {
+            assert!(found(t).is_empty(), "{t}: {:?}", found(t));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn spans_are_ordered_char_boundaries(text in "\\PC{0,120}") {
+            let spans = find_persons(&text, &gaz());
+            for w in spans.windows(2) {
+                prop_assert!(w[0].1 <= w[1].0);
+            }
+            for (a, b) in spans {
+                prop_assert!(a < b && text.is_char_boundary(a) && text.is_char_boundary(b));
+            }
+        }
+    }
+}
