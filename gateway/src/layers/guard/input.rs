@@ -298,4 +298,25 @@ mod tests {
         assert_eq!(b.decision.message, Some(1));
         assert_eq!(d.len(), 1);
     }
+
+    /// Model work leaves a multi-threaded runtime's worker (`block_in_place`) and runs in
+    /// place elsewhere: on a current-thread runtime and outside any runtime.
+    #[test]
+    fn off_runtime_runs_everywhere() {
+        assert_eq!(off_runtime(true, || 1), 1);
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("runtime");
+        assert_eq!(
+            multi
+                .block_on(async { tokio::spawn(async { off_runtime(true, || 2) }).await })
+                .expect("task"),
+            2
+        );
+        let single = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        assert_eq!(single.block_on(async { off_runtime(true, || 3) }), 3);
+    }
 }
