@@ -6,7 +6,9 @@ with a policy that redacts every PII entity.
 Per entity: recall (a true span counts as found when a decision of that entity overlaps it),
 precision (decisions of that entity overlapping a true span of it), and the false-positive
 rate (texts without that entity where it fired). Also how many texts of the benign prompt sets
-(questions, writing requests, SOC questions) each entity fired on.
+(questions, writing requests, SOC questions) each entity fired on: not all false positives
+(FreshQA asks about real people, writing requests paste real contact details), but a
+ceiling on them.
 
 usage: python3 bench/guardrails/score_pii.py [--policy FILE] [--bin PATH] [--data DIR]
 """
@@ -70,7 +72,9 @@ def main() -> None:
             if t not in types:
                 without[t] += 1
                 fired_without[t] += any(g == t for g, _, _ in got)
+    # The benign prompts, less the PII templates the injection sets borrow (they hold PII).
     benign = [json.loads(l) for l in (args.data / "benign.jsonl").read_text(encoding="utf-8").split("\n") if l.strip()]
+    benign = [c for c in benign if c["category"] != "request_with_pii"]
     benign_results = evaluate(args.bin, args.policy, benign)
     benign_fired = defaultdict(int)
     for case, result in zip(benign, benign_results):

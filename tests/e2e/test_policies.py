@@ -82,4 +82,4 @@ def test_policy_explain_json():
     assert out["redacted"] == "login from [IP_1] by [EMAIL_1]"
     assert [(d["rule"], d["entity"], d["action"]) for d in out["decisions"]] == [
         ("pii", "ipv4", "redact"), ("pii", "email", "redact")]
-    assert set(out["decisions"][0]) == {"rule", "kind", "entity", "action", "start", "end"}
+    assert set(out["decisions"][0]) == {"rule", "kind", "entity", "action", "start", "end", "score", "detail"}

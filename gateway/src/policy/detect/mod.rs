@@ -1,6 +1,7 @@
 //! Detectors behind the rule kinds; each works on a `&str` and reports byte offsets on
 //! char boundaries, never copies of what it found.
 
+pub mod context;
 pub mod fold;
 pub mod injection;
 pub mod keywords;

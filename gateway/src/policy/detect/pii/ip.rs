@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::{boundary_after, boundary_before, is_word, prev_char, regex};
+use crate::policy::detect::context::line_before;
 
 static IPV4_RE: LazyLock<Regex> =
     LazyLock::new(|| regex(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"));
@@ -29,12 +30,7 @@ const CONTEXT_BYTES: usize = 24;
 
 /// Whether a version word ends right before `start`, on the same line.
 fn version_context(text: &str, start: usize) -> bool {
-    let mut from = start.saturating_sub(CONTEXT_BYTES);
-    while !text.is_char_boundary(from) {
-        from += 1;
-    }
-    let before = &text[from..start];
-    VERSION_CONTEXT.is_match(before.rsplit('\n').next().unwrap_or(before))
+    VERSION_CONTEXT.is_match(line_before(text, start, CONTEXT_BYTES))
 }
 
 /// IPv4 spans (dotted quad, no leading zeros, not a version or OID), in text order.

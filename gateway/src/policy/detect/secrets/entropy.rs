@@ -8,6 +8,7 @@ use regex::Regex;
 
 use super::patterns::{accept_any, compile, scan_group};
 use super::{SecretEntity, SecretMatch, SecretsDetector};
+use crate::policy::detect::context::line_before;
 
 /// Canonical UUIDs look random but are identifiers, not credentials (see `keep_indicators`).
 static UUID_RE: LazyLock<Regex> = LazyLock::new(|| {
@@ -28,13 +29,7 @@ const CONTEXT_BYTES: usize = 48;
 
 /// Whether a secret context ends right before `start`, on the same line.
 fn secret_context(text: &str, start: usize) -> bool {
-    let mut from = start.saturating_sub(CONTEXT_BYTES);
-    while !text.is_char_boundary(from) {
-        from += 1;
-    }
-    let before = &text[from..start];
-    let line = before.rsplit('\n').next().unwrap_or(before);
-    SECRET_CONTEXT.is_match(line)
+    SECRET_CONTEXT.is_match(line_before(text, start, CONTEXT_BYTES))
 }
 
 /// Hex of a digest's length: MD5 (32), SHA-1 and git commit ids (40), SHA-224 (56),
