@@ -1,11 +1,14 @@
 //! Person names, found without a model: a title (`Mr.`, `Dr`, `Frau`) followed by
 //! capitalised words; a known first name ([`Gazetteer`]) followed by one to three
-//! capitalised words (particles such as `van`, `de`, `al` between them); or capitalised
-//! words right after a phrase that introduces a name (`my name is`, `Dear`, `Regards,`,
-//! `customer`).
+//! capitalised words (particles such as `van`, `de`, `al` between them); a known first name
+//! alone in the middle of a sentence or speaking at a line start (`Mads: ...`); or
+//! capitalised words right after a phrase that introduces a name (`my name is`, `Dear`,
+//! `Regards,`, `customer`).
 //!
-//! First names that are also common English words (`Will`, `May`, `Grant`, `Rose`) count
-//! only in the middle of a sentence.
+//! First names that are also common English words (`Will`, `May`, `Grant`, `Rose`) need a
+//! surname or an introducing phrase, and never count at a sentence start. A first name
+//! inside a title-case phrase (`São Paulo`), before an organisation word (`... Inc`) or, in
+//! `PiiDetector::find`, inside an address, is not a person.
 
 use super::names::Gazetteer;
 
