@@ -5,6 +5,7 @@ pub mod context;
 pub mod fold;
 pub mod injection;
 pub mod keywords;
+pub mod loaded;
 pub mod pii;
 pub mod secrets;
 pub mod semantic;

@@ -3,9 +3,11 @@
 //! `gender-guesser` wheel ships it; `scripts/fetch-models --only names` puts it under
 //! `models/names/`. Loaded once per process and path.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use crate::policy::detect::loaded::LoadedOnce;
 
 /// Lower-cased first names.
 #[derive(Debug, Default)]
@@ -13,8 +15,7 @@ pub struct Gazetteer {
     first: HashSet<String>,
 }
 
-static LOADED: LazyLock<Mutex<HashMap<PathBuf, Arc<Gazetteer>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static LOADED: LazyLock<LoadedOnce<Gazetteer>> = LazyLock::new(LoadedOnce::default);
 
 impl Gazetteer {
     /// Parses `nam_dict.txt`: comment lines start with `#`, short-name lines with `=`; other
@@ -47,24 +48,19 @@ impl Gazetteer {
 
     /// The list in `path`, read on first use.
     pub fn load(path: &Path) -> Result<Arc<Gazetteer>, String> {
-        let key = path
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(g) = loaded.get(&key) {
-            return Ok(g.clone());
-        }
-        let text = std::fs::read_to_string(&key).map_err(|e| format!("{}: {e}", key.display()))?;
-        let g = Arc::new(Gazetteer::parse(&text));
-        if g.first.len() < 1000 {
-            return Err(format!(
-                "{}: {} names; not a nam_dict.txt",
-                key.display(),
-                g.first.len()
-            ));
-        }
-        loaded.insert(key, g.clone());
-        Ok(g)
+        LOADED.get(path, |file| {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let g = Gazetteer::parse(&text);
+            if g.first.len() < 1000 {
+                return Err(format!(
+                    "{}: {} names; not a nam_dict.txt",
+                    file.display(),
+                    g.first.len()
+                ));
+            }
+            Ok(g)
+        })
     }
 
     /// Whether `word` (any case) is a known first name.
