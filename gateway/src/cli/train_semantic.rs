@@ -107,13 +107,7 @@ fn train(args: &TrainArgs) -> Result<(), String> {
     let fitted = fit(&samples, model.dim(), opts);
     // As the detector scores: windows failing the first pass are not embedded.
     let score = |e: &Embedded| -> f32 {
-        let kept: Vec<Vec<f32>> = e
-            .windows
-            .iter()
-            .filter(|w| w.1)
-            .map(|w| w.0.clone())
-            .collect();
-        fitted.score(&kept)
+        fitted.score(e.windows.iter().filter(|w| w.1).map(|w| w.0.as_slice()))
     };
     let train_benign: Vec<f32> = embedded
         .iter()

@@ -7,6 +7,7 @@ use engine::Embedder;
 use serde::{Deserialize, Serialize};
 
 use super::cues::worth_scoring;
+use super::train::probability;
 use super::windows::windows;
 
 /// Format tag of the weights file.
@@ -82,8 +83,7 @@ impl Classifier {
 
     /// Probability that the window with embedding `v` is an injection.
     pub fn probability(&self, v: &[f32]) -> f32 {
-        let z: f32 = self.bias + self.weights.iter().zip(v).map(|(w, x)| w * x).sum::<f32>();
-        1.0 / (1.0 + (-z).exp())
+        probability(&self.weights, self.bias, v)
     }
 
     /// The windows of `text`, as byte ranges.

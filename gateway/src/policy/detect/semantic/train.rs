@@ -49,24 +49,22 @@ pub struct Fitted {
 impl Fitted {
     /// Probability of the window `v`.
     pub fn probability(&self, v: &[f32]) -> f32 {
-        sigmoid(self.bias + dot(&self.weights, v))
+        probability(&self.weights, self.bias, v)
     }
 
     /// A text's score: its best window's probability (0 without windows).
-    pub fn score(&self, windows: &[Vec<f32>]) -> f32 {
+    pub fn score<'a>(&self, windows: impl IntoIterator<Item = &'a [f32]>) -> f32 {
         windows
-            .iter()
+            .into_iter()
             .map(|v| self.probability(v))
             .fold(0.0, f32::max)
     }
 }
 
-fn sigmoid(z: f32) -> f32 {
+/// `sigmoid(w · v + b)`: the model the trainer fits and the classifier applies.
+pub fn probability(weights: &[f32], bias: f32, v: &[f32]) -> f32 {
+    let z = bias + weights.iter().zip(v).map(|(w, x)| w * x).sum::<f32>();
     1.0 / (1.0 + (-z).exp())
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Fits the model to `samples` (all windows of length `dim`).
@@ -191,7 +189,7 @@ mod tests {
         }
         let m = fit(&samples, 2, Options::default());
         for s in &samples {
-            let score = m.score(&s.windows);
+            let score = m.score(s.windows.iter().map(Vec::as_slice));
             assert_eq!(score > 0.5, s.attack, "{score} {:?}", s.windows);
         }
     }
