@@ -195,7 +195,7 @@ fn compile_rule(r: RawRule, at: &[Segment], base: &Path) -> Result<Rule, Invalid
             let enabled = entities(
                 r.entities.as_ref(),
                 &PiiEntity::ALL,
-                &PiiEntity::DEFAULT,
+                PiiEntity::DEFAULT,
                 PiiEntity::name,
                 PiiEntity::from_name,
             )

@@ -107,6 +107,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    use super::super::tests::check_spans;
+
     fn found(text: &str) -> Vec<&str> {
         find_addresses(text)
             .into_iter()
@@ -179,13 +181,7 @@ mod tests {
     proptest! {
         #[test]
         fn spans_are_ordered_char_boundaries(text in "\\PC{0,120}") {
-            let spans = find_addresses(&text);
-            for w in spans.windows(2) {
-                prop_assert!(w[0].1 <= w[1].0);
-            }
-            for (a, b) in spans {
-                prop_assert!(a < b && text.is_char_boundary(a) && text.is_char_boundary(b));
-            }
+            check_spans(&text, &find_addresses(&text));
         }
     }
 }

@@ -565,6 +565,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    use super::super::tests::check_spans;
+
     fn gaz() -> Gazetteer {
         Gazetteer::parse(
             "M  Marek 1\nF  Maren 1\nF  Eleonora 1\nM  Will 1\nF  Grace 1\nM  Guilherme 1\n\
@@ -620,13 +622,7 @@ mod tests {
     proptest! {
         #[test]
         fn spans_are_ordered_char_boundaries(text in "\\PC{0,120}") {
-            let spans = find_persons(&text, &gaz());
-            for w in spans.windows(2) {
-                prop_assert!(w[0].1 <= w[1].0);
-            }
-            for (a, b) in spans {
-                prop_assert!(a < b && text.is_char_boundary(a) && text.is_char_boundary(b));
-            }
+            check_spans(&text, &find_persons(&text, &gaz()));
         }
     }
 }

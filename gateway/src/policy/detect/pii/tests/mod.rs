@@ -42,6 +42,20 @@ fn assert_none(entity: PiiEntity, text: &str) {
     assert_eq!(only(entity, text), Vec::<&str>::new(), "text: {text:?}");
 }
 
+/// Spans of one detector: non-empty, on char boundaries, in order, not overlapping.
+pub(super) fn check_spans(text: &str, spans: &[(usize, usize)]) {
+    for &(start, end) in spans {
+        assert!(start < end && end <= text.len(), "{start}..{end}");
+        assert!(
+            text.is_char_boundary(start) && text.is_char_boundary(end),
+            "{start}..{end}"
+        );
+    }
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "same-entity overlap: {w:?}");
+    }
+}
+
 fn check_invariants(text: &str, found: &[PiiMatch]) {
     for m in found {
         assert!(m.start < m.end, "{m:?}");
@@ -57,10 +71,12 @@ fn check_invariants(text: &str, found: &[PiiMatch]) {
         );
     }
     for e in PiiEntity::ALL {
-        let same: Vec<&PiiMatch> = found.iter().filter(|m| m.entity == e).collect();
-        for w in same.windows(2) {
-            assert!(w[0].end <= w[1].start, "same-entity overlap: {w:?}");
-        }
+        let same: Vec<(usize, usize)> = found
+            .iter()
+            .filter(|m| m.entity == e)
+            .map(|m| (m.start, m.end))
+            .collect();
+        check_spans(text, &same);
     }
 }
 
@@ -81,6 +97,9 @@ fn names_labels_roundtrip() {
             "address"
         ]
     );
+    assert_eq!(PiiEntity::DEFAULT, &PiiEntity::ALL[..7]);
+    assert!(!PiiEntity::DEFAULT.contains(&PiiEntity::Person));
+    assert!(!PiiEntity::DEFAULT.contains(&PiiEntity::Address));
     let labels: Vec<&str> = PiiEntity::ALL.iter().map(|e| e.label()).collect();
     assert_eq!(
         labels,
@@ -182,9 +201,10 @@ proptest! {
             Just("4111 1111 1111 1111 "), Just("DE89 3704 0044 0532 0130 00 "),
             Just("+44 20 7946 0958 "), Just("a.b@example.com "), Just("123-45-6789 "),
             Just("10.0.0.1 "), Just("fe80::1 "), Just("(415) 555-0100 "), Just("word "),
+            Just("Mr. Anna Smith "), Just("221 Dallas Court, Kilbirnie 6022 "),
         ], 0..10),
-        a in proptest::collection::vec(any::<bool>(), 7),
-        b in proptest::collection::vec(any::<bool>(), 7),
+        a in proptest::collection::vec(any::<bool>(), PiiEntity::ALL.len()),
+        b in proptest::collection::vec(any::<bool>(), PiiEntity::ALL.len()),
     ) {
         let text: String = parts.concat();
         let pick = |mask: &[bool]| -> Vec<PiiEntity> {
