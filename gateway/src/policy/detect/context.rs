@@ -2,13 +2,18 @@
 //! front of a candidate (`password=` before a digest, `version` before a dotted quad,
 //! `phone:` before a number).
 
-/// The text of at most `bytes` bytes before `start`, from the start of its line.
-pub fn line_before(text: &str, start: usize, bytes: usize) -> &str {
+/// The text of at most `bytes` bytes before `start`, starting on a char boundary.
+pub fn before(text: &str, start: usize, bytes: usize) -> &str {
     let mut from = start.saturating_sub(bytes);
     while !text.is_char_boundary(from) {
         from += 1;
     }
-    let before = &text[from..start];
+    &text[from..start]
+}
+
+/// The text of at most `bytes` bytes before `start`, from the start of its line.
+pub fn line_before(text: &str, start: usize, bytes: usize) -> &str {
+    let before = before(text, start, bytes);
     before.rsplit('\n').next().unwrap_or(before)
 }
 
@@ -21,5 +26,6 @@ mod tests {
         assert_eq!(line_before("ab\ncd: x", 7, 40), "cd: ");
         assert_eq!(line_before("ééé x", 7, 3), "é ");
         assert_eq!(line_before("x", 0, 10), "");
+        assert_eq!(before("ab\ncd: x", 7, 40), "ab\ncd: ");
     }
 }

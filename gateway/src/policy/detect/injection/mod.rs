@@ -29,6 +29,7 @@ mod tests;
 
 use regex::{Regex, RegexBuilder};
 
+use super::context;
 use super::fold::Folded;
 use hidden::{hidden_chars, homoglyph_words};
 use phrases::{
@@ -259,11 +260,8 @@ impl InjectionDetector {
 
     /// Whether the folded text right before `start` ends with a negation ("never ", "do not ").
     fn negated(&self, view: &str, start: usize) -> bool {
-        let mut from = start.saturating_sub(NEGATION_WINDOW);
-        while !view.is_char_boundary(from) {
-            from += 1;
-        }
-        self.negation.is_match(&view[from..start])
+        self.negation
+            .is_match(context::before(view, start, NEGATION_WINDOW))
     }
 }
 

@@ -11,6 +11,7 @@
 //! `PiiDetector::find`, inside an address, is not a person.
 
 use super::names::Gazetteer;
+use crate::policy::detect::context;
 
 /// A word: letters, with `'`, `’` or `-` inside (`O'Brien`, `Olli-Pekka`).
 #[derive(Debug, Clone, Copy)]
@@ -525,11 +526,7 @@ fn after_capitalised(text: &str, words: &[Word], i: usize) -> bool {
 
 /// Whether a phrase of [`CONTEXT`] ends right before `start`.
 fn introduced(text: &str, start: usize) -> bool {
-    let mut from = start.saturating_sub(24);
-    while !text.is_char_boundary(from) {
-        from += 1;
-    }
-    let before = text[from..start].to_lowercase();
+    let before = context::before(text, start, 24).to_lowercase();
     let before = before.trim_end();
     CONTEXT.iter().any(|c| {
         before.ends_with(c)

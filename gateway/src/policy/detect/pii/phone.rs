@@ -6,6 +6,7 @@ use regex::Regex;
 
 use super::card::is_valid_card;
 use super::{boundary_after, boundary_before, regex, NUM_JOINERS};
+use crate::policy::detect::context::before;
 
 /// Phone-shaped run: optional `+` (or `(+`), digit groups, single ` ` `.` `-`
 /// separators, parenthesised groups. The structure is validated in code.
@@ -180,11 +181,8 @@ const CONTEXT_BYTES: usize = 40;
 
 /// Whether a phone word comes right before `start` or right after `end`.
 fn phone_context(text: &str, start: usize, end: usize) -> bool {
-    let mut from = start.saturating_sub(CONTEXT_BYTES);
-    while !text.is_char_boundary(from) {
-        from += 1;
-    }
-    PHONE_CONTEXT.is_match(&text[from..start]) || PHONE_LABEL_AFTER.is_match(&text[end..])
+    PHONE_CONTEXT.is_match(before(text, start, CONTEXT_BYTES))
+        || PHONE_LABEL_AFTER.is_match(&text[end..])
 }
 
 /// `2024-01-15`, `15.01.2024`, `828-36-2008`: dates and SSNs in phone clothing.
