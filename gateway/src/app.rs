@@ -20,6 +20,7 @@ use crate::http::{
 use crate::kv::Kv;
 use crate::layers::audit::Audit;
 use crate::layers::cache::Cache;
+use crate::layers::drift::DriftNote;
 use crate::layers::guard::{InputGuard, OutputGuard, PolicyResolve};
 use crate::layers::rag::Retrieve;
 use crate::layers::router::Router;
@@ -135,6 +136,8 @@ pub struct Services {
     pub cache: Option<Arc<ResponseCache>>,
     /// Policies, templates, tools, vectors, audit log.
     pub stores: Stores,
+    /// The drift monitor of `drift:`.
+    pub drift: Option<Arc<crate::drift::Monitor>>,
 }
 
 impl Services {
@@ -170,6 +173,10 @@ impl Services {
         if let Some(store) = &stores.policies {
             metrics.policy.set_version(&store.current().version);
         }
+        let drift = config
+            .drift
+            .clone()
+            .map(|dc| crate::drift::Monitor::start(dc, models.clone(), metrics.drift.clone()));
         Self {
             config,
             metrics,
@@ -178,6 +185,7 @@ impl Services {
             rag,
             cache,
             stores,
+            drift,
         }
     }
 
@@ -189,7 +197,7 @@ impl Services {
         let stack = ServiceBuilder::new()
             // Outermost: every request that got this far gets a record, whatever an inner
             // step decides, and the record sees what every inner step noted.
-            .layer(step(Audit::new(s.audit.clone())))
+            .layer(step(Audit::new(s.audit.clone(), self.drift.clone())))
             // First to touch the request: a template may choose the model and the messages
             // that everything below judges.
             .layer(step(TemplateRender::new(s.templates.clone(), m.clone())))
@@ -198,6 +206,8 @@ impl Services {
             // Before the cache: a blocked prompt must not be answered from it, and redactions
             // shape the key.
             .layer(step(InputGuard::new(m.clone())))
+            // After redaction: the drift monitor's embedding sample holds no redacted text.
+            .layer(step(DriftNote::new(self.drift.clone())))
             // Before retrieval and tools: a hit replays their recorded effect for free.
             .layer(step(Cache::new(self.cache.clone(), m.clone())))
             // Inserts context that the tool loop's later steps keep.
@@ -229,6 +239,7 @@ pub fn http_state(services: Services) -> Arc<AppState> {
         rag,
         cache: _,
         stores,
+        drift,
     } = services;
     let on_error = config.redis.as_ref().map(|r| r.on_error);
     let auth = crate::auth::Authenticator::new(&config, kv.clone());
@@ -250,6 +261,7 @@ pub fn http_state(services: Services) -> Arc<AppState> {
         limiter,
         kv,
         audit: stores.audit,
+        drift,
     })
 }
 
@@ -269,6 +281,7 @@ pub fn http_router(state: Arc<AppState>) -> axum::Router {
         )
         .route("/v1/rag/{collection}/search", post(rag::search))
         .route("/admin/audit", get(audit_page::index))
+        .route("/admin/drift", get(admin::drift))
         .route("/admin/audit/records/{sequence}", get(audit_page::record))
         .route(
             session::LOGIN_PATH,

@@ -435,6 +435,21 @@ impl ApiError {
         }
     }
 
+    /// Whole seconds a client should wait before retrying (`Retry-After`): the rate limit's
+    /// window, rounded up since retrying earlier would be refused again; 1 for other 429s
+    /// and 503s; `None` when retrying would not help.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        if let ApiError::RateLimited { retry_after, .. } = self {
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            return Some(secs.max(1));
+        }
+        matches!(
+            self.parts().0,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        )
+        .then_some(1)
+    }
+
     /// The OpenAI error object, `{"error": {...}}`. Policy blocks add `policy`, `rule`,
     /// `stage` and `entity`; never the text that matched.
     pub fn body(&self) -> serde_json::Value {
@@ -463,8 +478,14 @@ fn limit_unit(l: crate::limits::LimitKind) -> &'static str {
 }
 
 /// The stable error code of an error response, as a response extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCode(pub std::borrow::Cow<'static, str>);
+
+/// The HTTP status an error answered over gRPC stands for (gRPC answers 200 and puts the
+/// error in `grpc-status`), as a response extension: audit records and request metrics use
+/// it in place of the 200.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorCode(pub &'static str);
+pub struct EffectiveStatus(pub StatusCode);
 
 impl From<crate::domain::ModelNotAllowed> for ApiError {
     fn from(e: crate::domain::ModelNotAllowed) -> Self {
@@ -480,18 +501,11 @@ impl IntoResponse for ApiError {
         let (status, _, _) = self.parts();
         let mut resp = (status, axum::Json(self.body())).into_response();
         // For the HTTP audit record of requests refused before the domain stack.
-        resp.extensions_mut().insert(ErrorCode(self.parts().2));
-        if let ApiError::RateLimited { retry_after, .. } = &self {
-            // Whole seconds, rounded up: retrying earlier would be refused again.
-            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        resp.extensions_mut()
+            .insert(ErrorCode(self.parts().2.into()));
+        if let Some(secs) = self.retry_after_secs() {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        } else if matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-        ) {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

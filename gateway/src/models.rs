@@ -247,3 +247,27 @@ pub async fn load_backend(config: &ModelConfig) -> Result<Backend, LoadError> {
         BackendConfig::Remote(r) => Ok(Backend::Remote(RemoteBackend::new(r.clone())?)),
     }
 }
+
+/// Bytes of the weight files a local model loads: its GGUF (and its draft's), or an
+/// embedding model's `*.safetensors`; `None` for remote models or unreadable files.
+pub fn weights_bytes(backend: &crate::config::BackendConfig) -> Option<u64> {
+    use crate::config::BackendConfig;
+    let size = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| m.len());
+    match backend {
+        BackendConfig::Local(l) => {
+            let draft = l.draft.as_ref().map_or(Some(0), |d| size(&d.path));
+            Some(size(&l.path)? + draft?)
+        }
+        BackendConfig::LocalEmbedding(e) => {
+            let files = std::fs::read_dir(&e.dir).ok()?;
+            Some(
+                files
+                    .filter_map(Result::ok)
+                    .filter(|f| f.path().extension().is_some_and(|x| x == "safetensors"))
+                    .filter_map(|f| size(&f.path()))
+                    .sum(),
+            )
+        }
+        BackendConfig::Remote(_) => None,
+    }
+}

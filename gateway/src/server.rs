@@ -1,7 +1,7 @@
 //! Runs the HTTP server that `crate::app` assembles: serves it, loads models in the
 //! background, watches policies and templates for reloads, drains on shutdown.
 
-use std::future::Future;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ use crate::policy::watch::{self as policy_watch, Reload};
 pub struct RunningServer {
     /// The bound address (port 0 resolved).
     pub addr: SocketAddr,
+    /// The gRPC listener's address (port 0 resolved), when `server.grpc_listen` is set.
+    pub grpc_addr: Option<SocketAddr>,
     /// Shared state, for inspection.
     pub state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
@@ -129,6 +131,11 @@ pub fn start_with(
             .await;
     });
     let (tx, mut rx) = watch::channel(false);
+    let grpc = match state.config.server.grpc_listen {
+        Some(at) => Some(serve_grpc(state.clone(), bind(at)?, rx.clone())?),
+        None => None,
+    };
+    let grpc_addr = grpc.as_ref().map(|g| g.0);
     let app = http_router(state.clone());
     let draining = state.clone();
     let task = tokio::spawn(async move {
@@ -139,13 +146,23 @@ pub fn start_with(
             tracing::info!("draining in-flight requests");
         };
         let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+        let grpc_abort = grpc.as_ref().map(|(_, task)| task.abort_handle());
+        // HTTP and gRPC drain together; the server has stopped when both have.
+        let both = async move {
+            let (result, _) = tokio::join!(serve.into_future(), async move {
+                if let Some((_, task)) = grpc {
+                    let _ = task.await;
+                }
+            });
+            result
+        };
         // In-flight requests get `grace` after the signal; past it the server stops anyway.
         let deadline = async move {
             let _ = rx.wait_for(|v| *v).await;
             tokio::time::sleep(grace).await;
         };
         let result = tokio::select! {
-            r = serve => r,
+            r = both => r,
             _ = deadline => {
                 tracing::warn!("shutdown grace period over; dropping remaining connections");
                 Ok(())
@@ -154,28 +171,51 @@ pub fn start_with(
         for w in [watcher, template_watcher].into_iter().flatten() {
             w.abort();
         }
+        if let Some(grpc) = grpc_abort {
+            grpc.abort();
+        }
         result
     });
     Ok(RunningServer {
         addr,
+        grpc_addr,
         state,
         shutdown: tx,
         task,
     })
 }
 
-/// Runs with `stores` (from [`load_stores`]) until `signal` completes, then drains and
-/// returns.
-pub async fn run(
-    config: Config,
+/// Binds `at` for the gRPC listener (outside the runtime's async context: `start` is sync).
+fn bind(at: SocketAddr) -> std::io::Result<TcpListener> {
+    let std = std::net::TcpListener::bind(at)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("gRPC listener {at}: {e}")))?;
+    std.set_nonblocking(true)?;
+    TcpListener::from_std(std)
+}
+
+/// Serves the gRPC API on `listener` until `shutdown`, then drains like HTTP; its health
+/// service follows `/readyz`. Answers the bound address and the serving task.
+fn serve_grpc(
+    state: Arc<AppState>,
     listener: TcpListener,
-    stores: Stores,
-    signal: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let server = start_with(config, listener, stores)?;
-    signal.await;
-    server.shutdown();
-    server.wait().await
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let addr = listener.local_addr()?;
+    let (router, reporter) = crate::grpc::router(state.clone());
+    let health = crate::grpc::health::follow(state, reporter);
+    let task = tokio::spawn(async move {
+        let signal = async move {
+            let _ = shutdown.wait_for(|v| *v).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::error!(error = %e, "gRPC listener failed");
+        }
+        health.abort();
+    });
+    Ok((addr, task))
 }
 
 /// Completes on SIGTERM or Ctrl-C.

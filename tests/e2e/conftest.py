@@ -18,11 +18,13 @@ def _binary():
     return path
 
 
-def start(config, env):
+def start(config, env, extra_args=()):
     """Runs `gatehouse serve --config CONFIG` on port 0 with `env`; returns (process, base URL)
-    once /readyz says ready."""
+    once /readyz says ready. With `--grpc-listen`, the next stdout line names the gRPC
+    address."""
     proc = subprocess.Popen(
-        [str(_binary()), "serve", "--config", str(config), "--listen", "127.0.0.1:0"],
+        [str(_binary()), "serve", "--config", str(config), "--listen", "127.0.0.1:0",
+         *extra_args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -81,7 +81,7 @@ pub enum AuditCommand {
 
 /// Where the log is.
 #[derive(Debug, Args)]
-pub struct LogArgs {
+pub(crate) struct LogArgs {
     /// Configuration whose `audit:` section names the log (and its HMAC key).
     #[arg(long, short = 'c', default_value = DEFAULT_PATH, env = "GATEHOUSE_CONFIG")]
     config: PathBuf,
@@ -144,13 +144,13 @@ impl FilterArgs {
 }
 
 /// The log's directory and HMAC key.
-struct Log {
-    dir: PathBuf,
+pub(crate) struct Log {
+    pub(crate) dir: PathBuf,
     key: Option<Vec<u8>>,
 }
 
 impl LogArgs {
-    fn resolve(&self) -> Result<Log, String> {
+    pub(crate) fn resolve(&self) -> Result<Log, String> {
         if let Some(dir) = &self.dir {
             let key = match &self.key_env {
                 None => None,

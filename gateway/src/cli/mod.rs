@@ -3,6 +3,7 @@
 mod audit;
 mod batch;
 mod chat;
+mod drift;
 mod keys;
 pub mod policy;
 mod rag;
@@ -41,6 +42,9 @@ enum Command {
         /// Address to listen on (overrides server.listen); port 0 picks a free port.
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Also serve the gRPC API on this address (overrides server.grpc_listen).
+        #[arg(long)]
+        grpc_listen: Option<std::net::SocketAddr>,
     },
     /// One-shot chat: stream the answer to a prompt to stdout.
     Chat(chat::ChatArgs),
@@ -81,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Drift of traffic between two ranges of the audit log: report.
+    Drift {
+        #[command(subcommand)]
+        command: drift::DriftCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,7 +126,11 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            grpc_listen,
+        } => {
             let mut cfg = match load(&config) {
                 Ok(c) => c,
                 Err(code) => {
@@ -127,6 +140,9 @@ pub fn main() -> ExitCode {
             };
             if let Some(l) = listen {
                 cfg.server.listen = l;
+            }
+            if grpc_listen.is_some() {
+                cfg.server.grpc_listen = grpc_listen;
             }
             // Inside the runtime: the OTLP exporter's gRPC channel lives on it.
             let telemetry = match rt.block_on(async { crate::telemetry::init(&cfg.telemetry) }) {
@@ -151,6 +167,7 @@ pub fn main() -> ExitCode {
         }
         Command::Keys { command } => rt.block_on(keys::run(command)),
         Command::Audit { command } => audit::run(command),
+        Command::Drift { command } => drift::run(command),
         Command::Batch(args) => {
             init_tracing();
             rt.block_on(batch::run(args))
@@ -354,9 +371,22 @@ async fn serve(cfg: Config) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    // Machine-readable: tests and scripts that bind port 0 read the address from this line.
+    let server = match crate::server::start_with(cfg, listener, stores) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gatehouse: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Machine-readable: tests and scripts that bind port 0 read the addresses from these
+    // lines, HTTP first.
     println!("gatehouse listening on http://{addr}");
-    match crate::server::run(cfg, listener, stores, crate::server::shutdown_signal()).await {
+    if let Some(grpc) = server.grpc_addr {
+        println!("gatehouse gRPC listening on {grpc}");
+    }
+    crate::server::shutdown_signal().await;
+    server.shutdown();
+    match server.wait().await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

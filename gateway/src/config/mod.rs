@@ -19,7 +19,9 @@ pub use models::{
     BackendConfig, LocalEmbeddingConfig, LocalModelConfig, ModelConfig, RemoteModelConfig,
     RoutingPolicy, LOCAL_BATCH, MAX_LOCAL_BATCH,
 };
-pub use observe::{AuditConfig, OnFull, TelemetryConfig, MIN_HMAC_KEY_BYTES};
+pub use observe::{
+    AuditConfig, DriftConfig, DriftEmbeddings, OnFull, TelemetryConfig, MIN_HMAC_KEY_BYTES,
+};
 pub use rag::{valid_collection_name, ChunkSize, RagConfig, SearchMode, StoreConfig};
 pub use tools::{normalise_prefix, HttpGetConfig, ToolsConfig};
 
@@ -85,6 +87,8 @@ pub struct Config {
     pub audit: Option<AuditConfig>,
     /// Tracing export.
     pub telemetry: TelemetryConfig,
+    /// Drift monitoring; `None` turns it off.
+    pub drift: Option<DriftConfig>,
 }
 
 /// `policies:` and `prompts:` settings: a directory of files, reloaded when it changes.
@@ -103,6 +107,8 @@ pub struct WatchedDir {
 pub struct ServerConfig {
     /// Address to bind.
     pub listen: SocketAddr,
+    /// Address of the gRPC API's own listener; `None` (the default) serves no gRPC.
+    pub grpc_listen: Option<SocketAddr>,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// Time allowed until response headers.
@@ -219,6 +225,21 @@ fn validate(
             format!("`{listen_raw}` is not HOST:PORT with an IP host: {e}"),
         )
     })?;
+    let grpc_listen = match s.grpc_listen {
+        None => None,
+        Some(raw) => Some(raw.parse::<SocketAddr>().map_err(|e| {
+            (
+                key(&server_path, "grpc_listen"),
+                format!("`{raw}` is not HOST:PORT with an IP host: {e}"),
+            )
+        })?),
+    };
+    if grpc_listen.is_some_and(|g| g == listen && g.port() != 0) {
+        return Err((
+            key(&server_path, "grpc_listen"),
+            format!("`{listen}` is already `server.listen`: gRPC needs a port of its own"),
+        ));
+    }
     let positive = |v: Option<u64>, default: u64, name: &str| -> Result<u64, Invalid> {
         match v.unwrap_or(default) {
             0 => Err((key(&server_path, name), "must be greater than 0".into())),
@@ -227,6 +248,7 @@ fn validate(
     };
     let server = ServerConfig {
         listen,
+        grpc_listen,
         body_limit_bytes: positive(s.body_limit_bytes, 1 << 20, "body_limit_bytes")? as usize,
         request_timeout: Duration::from_secs(positive(
             s.request_timeout_secs,
@@ -266,6 +288,7 @@ fn validate(
     let cache = fleet::validate_cache(raw.cache, redis.as_ref())?;
     let audit = observe::validate_audit(raw.audit, base, vars)?;
     let telemetry = observe::validate_telemetry(raw.telemetry)?;
+    let drift = observe::validate_drift(raw.drift, &models, base)?;
     Ok(Config {
         source: PathBuf::new(),
         server,
@@ -280,6 +303,7 @@ fn validate(
         cache,
         audit,
         telemetry,
+        drift,
     })
 }
 

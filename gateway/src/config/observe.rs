@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::locate::Segment;
-use super::raw::{RawAudit, RawOnFull, RawTelemetry};
+use super::raw::{RawAudit, RawDrift, RawOnFull, RawTelemetry};
 use super::{key, Invalid};
 
 /// Shortest HMAC key accepted for audit checkpoints, in bytes.
@@ -179,4 +179,120 @@ pub(super) fn validate_telemetry(raw: Option<RawTelemetry>) -> Result<TelemetryC
         sample_ratio,
         timeout: Duration::from_millis(timeout_ms),
     })
+}
+
+/// `drift:` settings (docs/observability.md, drift).
+#[derive(Debug, Clone)]
+pub struct DriftConfig {
+    /// Requests per model and template that make the reference window (the first after
+    /// start), unless a baseline pins it.
+    pub reference_requests: usize,
+    /// The most recent requests compared with the reference.
+    pub window_requests: usize,
+    /// Requests each window needs before its figures are published.
+    pub min_requests: usize,
+    /// PSI above which a feature counts as shifted (the page's marking; alerts use their own).
+    pub psi_threshold: f64,
+    /// A pinned reference written by `gatehouse drift report --save-baseline`.
+    pub baseline_file: Option<PathBuf>,
+    /// Sampled prompt embeddings; off unless set.
+    pub embeddings: Option<DriftEmbeddings>,
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        Self {
+            reference_requests: 500,
+            window_requests: 500,
+            min_requests: 50,
+            psi_threshold: 0.25,
+            baseline_file: None,
+            embeddings: None,
+        }
+    }
+}
+
+/// `drift.embeddings`.
+#[derive(Debug, Clone)]
+pub struct DriftEmbeddings {
+    /// A configured `kind: embedding` model.
+    pub model: String,
+    /// One request in this many has its prompt embedded.
+    pub sample_every: u32,
+}
+
+pub(super) fn validate_drift(
+    raw: Option<RawDrift>,
+    models: &[super::ModelConfig],
+    base: &Path,
+) -> Result<Option<DriftConfig>, Invalid> {
+    let Some(d) = raw else { return Ok(None) };
+    let at = [Segment::Key("drift".into())];
+    let defaults = DriftConfig::default();
+    let positive = |v: Option<usize>, default: usize, name: &str| match v.unwrap_or(default) {
+        0 => Err((key(&at, name), "must be greater than 0".to_string())),
+        n => Ok(n),
+    };
+    let reference_requests = positive(
+        d.reference_requests,
+        defaults.reference_requests,
+        "reference_requests",
+    )?;
+    let window_requests = positive(
+        d.window_requests,
+        defaults.window_requests,
+        "window_requests",
+    )?;
+    let min_requests = positive(d.min_requests, defaults.min_requests, "min_requests")?;
+    if min_requests > reference_requests.min(window_requests) {
+        return Err((
+            key(&at, "min_requests"),
+            format!(
+                "{min_requests} is more than a window holds (reference_requests \
+                 {reference_requests}, window_requests {window_requests})"
+            ),
+        ));
+    }
+    let psi_threshold = d.psi_threshold.unwrap_or(defaults.psi_threshold);
+    if !(psi_threshold.is_finite() && psi_threshold > 0.0) {
+        return Err((
+            key(&at, "psi_threshold"),
+            format!("{psi_threshold} is not a positive number"),
+        ));
+    }
+    let baseline_file = d.baseline_file.map(|f| base.join(f));
+    if let Some(f) = &baseline_file {
+        crate::drift::Baseline::load(f).map_err(|e| (key(&at, "baseline_file"), e))?;
+    }
+    let embeddings = match d.embeddings {
+        None => None,
+        Some(e) => {
+            let at = [at[0].clone(), Segment::Key("embeddings".into())];
+            let embedding_model = models.iter().any(|m| {
+                m.id == e.model && matches!(m.backend, super::BackendConfig::LocalEmbedding(_))
+            });
+            if !embedding_model {
+                return Err((
+                    key(&at, "model"),
+                    format!("`{}` is not a configured `kind: embedding` model", e.model),
+                ));
+            }
+            let sample_every = e.sample_every.unwrap_or(20);
+            if sample_every == 0 {
+                return Err((key(&at, "sample_every"), "must be greater than 0".into()));
+            }
+            Some(DriftEmbeddings {
+                model: e.model,
+                sample_every,
+            })
+        }
+    };
+    Ok(Some(DriftConfig {
+        reference_requests,
+        window_requests,
+        min_requests,
+        psi_threshold,
+        baseline_file,
+        embeddings,
+    }))
 }

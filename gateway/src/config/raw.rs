@@ -19,6 +19,27 @@ pub struct RawConfig {
     pub cache: Option<RawCache>,
     pub audit: Option<RawAudit>,
     pub telemetry: Option<RawTelemetry>,
+    pub drift: Option<RawDrift>,
+}
+
+/// `drift:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrift {
+    pub reference_requests: Option<usize>,
+    pub window_requests: Option<usize>,
+    pub min_requests: Option<usize>,
+    pub psi_threshold: Option<f64>,
+    pub baseline_file: Option<String>,
+    pub embeddings: Option<RawDriftEmbeddings>,
+}
+
+/// `drift.embeddings:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDriftEmbeddings {
+    pub model: String,
+    pub sample_every: Option<u32>,
 }
 
 /// `audit:`.
@@ -253,6 +274,7 @@ pub struct RawWatchedDir {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<String>,
+    pub grpc_listen: Option<String>,
     pub body_limit_bytes: Option<u64>,
     pub request_timeout_secs: Option<u64>,
     pub max_in_flight: Option<usize>,

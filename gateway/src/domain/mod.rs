@@ -234,6 +234,11 @@ pub struct TrailState {
     pub backend: Option<String>,
     /// The messages after input redaction, when the policy's `audit.store_prompts` asks.
     pub audit_prompt: Option<Vec<crate::audit::record::MessageRecord>>,
+    /// The script of the prompt's letters, noted when drift monitoring is on.
+    pub prompt_script: Option<&'static str>,
+    /// The prompt's text (after input redaction) for the drift monitor's embedding, on the
+    /// requests it samples.
+    pub drift_sample: Option<String>,
 }
 
 /// What the retrieval layer did for a request.

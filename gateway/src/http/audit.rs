@@ -15,7 +15,7 @@ use super::AppState;
 use crate::audit::record::{now_ms, Activity, Class, Exchange, HttpRequest, Record, Url};
 use crate::audit::{Auditor, SlotCell};
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, EffectiveStatus, ErrorCode};
 
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
@@ -67,8 +67,12 @@ pub async fn audit(State(state): State<Arc<AppState>>, mut req: Request, next: N
             Some(Authenticated(Some(p))) => Some(p.clone()),
             _ => None,
         };
-        let code = resp.extensions().get::<ErrorCode>().map(|c| c.0);
-        started.write(Some(resp.status()), code, principal.as_deref());
+        let code = resp.extensions().get::<ErrorCode>().map(|c| c.0.as_ref());
+        let status = resp
+            .extensions()
+            .get::<EffectiveStatus>()
+            .map_or(resp.status(), |s| s.0);
+        started.write(Some(status), code, principal.as_deref());
     }
     resp
 }

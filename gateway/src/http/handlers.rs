@@ -19,8 +19,9 @@ use super::{AppState, REQUEST_ID};
 use crate::api::parse;
 use crate::api::render::{self, Meta};
 use crate::backends::Backend;
-use crate::domain::{ChatEvent, GuardContext};
+use crate::domain::{ChatEvent, ChatRequest, GuardContext};
 use crate::error::ApiError;
+use crate::layers::ChatStream;
 use crate::models::ModelState;
 use crate::policy::Action;
 
@@ -49,31 +50,93 @@ pub(super) async fn read_body(req: Request, limit: usize) -> Result<axum::body::
         })
 }
 
+/// What a transport knows of a chat call before its body is parsed: the caller (from the
+/// auth middleware), its audit slot and token meter, cache directives. Built the same way
+/// from an HTTP request and from a gRPC call, whose metadata are HTTP/2 headers.
+pub(crate) struct CallContext {
+    request_id: String,
+    route: &'static str,
+    api_key: Option<String>,
+    principal: Option<Arc<crate::auth::Principal>>,
+    meter: Option<TokenMeter>,
+    audit_slot: crate::audit::SlotCell,
+    cache_control: crate::domain::CacheControl,
+}
+
+impl CallContext {
+    /// The context of a call to `route` with these headers and request extensions.
+    pub(crate) fn new(
+        route: &'static str,
+        headers: &header::HeaderMap,
+        extensions: &axum::http::Extensions,
+    ) -> Self {
+        Self {
+            request_id: headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
+            route,
+            api_key: bearer_token(headers).map(|t| format!("sha256:{}", crate::auth::hash_key(t))),
+            principal: extensions.get::<Authenticated>().and_then(|c| c.0.clone()),
+            meter: extensions.get::<TokenMeter>().cloned(),
+            audit_slot: extensions
+                .get::<crate::audit::SlotCell>()
+                .cloned()
+                .unwrap_or_default(),
+            cache_control: headers
+                .get(header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok())
+                .map(crate::domain::CacheControl::parse)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The request id (`x-request-id`).
+    pub(crate) fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// Runs `chat` (parsed from this call's body) through the domain stack with this call's
+    /// caller, audit slot and cache directives; the answer's tokens are charged to the
+    /// caller's meter as it ends.
+    pub(crate) async fn answer(
+        self,
+        state: &AppState,
+        mut chat: ChatRequest,
+    ) -> Result<ChatStream, ApiError> {
+        chat.cache_control = self.cache_control;
+        chat.audit_slot = self.audit_slot;
+        chat.caller.route = self.route.into();
+        chat.caller.api_key = self.api_key;
+        chat.caller.tenant = self.principal.as_ref().map(|p| p.tenant.clone());
+        chat.caller.principal = self.principal;
+        let answer = state.domain.clone().oneshot(chat).await?;
+        Ok(match self.meter {
+            Some(meter) => answer
+                .inspect(move |e| {
+                    if let Ok(ChatEvent::Done { usage, .. }) = e {
+                        meter.add(usage.prompt_tokens + usage.completion_tokens);
+                    }
+                })
+                .boxed(),
+            None => answer,
+        })
+    }
+}
+
+/// Chunks retrieval gave the model, known once the answer has started.
+pub(crate) fn citations(trail: &crate::domain::Trail) -> Option<Vec<crate::domain::Citation>> {
+    trail
+        .snapshot()
+        .retrieval
+        .filter(|r| !r.citations.is_empty())
+        .map(|r| r.citations)
+}
+
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let api_key = bearer(&req).map(|t| format!("sha256:{}", crate::auth::hash_key(t)));
-    let principal = req
-        .extensions()
-        .get::<Authenticated>()
-        .and_then(|c| c.0.clone());
-    let meter = req.extensions().get::<TokenMeter>().cloned();
-    let audit_slot = req
-        .extensions()
-        .get::<crate::audit::SlotCell>()
-        .cloned()
-        .unwrap_or_default();
-    let cache_control = req
-        .headers()
-        .get(header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-        .map(crate::domain::CacheControl::parse)
-        .unwrap_or_default();
+    let call = CallContext::new("/v1/chat/completions", req.headers(), req.extensions());
     let mut label = None;
     let mut guard = None;
     let mut trail = None;
@@ -82,13 +145,7 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
             return Err(ApiError::ShuttingDown);
         }
         let body = read_body(req, state.config.server.body_limit_bytes).await?;
-        let mut chat = parse::chat_request(&body, &request_id)?;
-        chat.cache_control = cache_control;
-        chat.audit_slot = audit_slot;
-        chat.caller.route = "/v1/chat/completions".into();
-        chat.caller.api_key = api_key;
-        chat.caller.tenant = principal.as_ref().map(|p| p.tenant.clone());
-        chat.caller.principal = principal;
+        let chat = parse::chat_request(&body, call.request_id())?;
         guard = Some(chat.guard.clone());
         trail = Some(chat.trail.clone());
         if state.models.get(&chat.model).is_some() {
@@ -97,22 +154,9 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
         let mut meta = Meta::new(&chat.model);
         let (streamed, include_usage) = (chat.stream, chat.include_usage);
         let chat_trail = chat.trail.clone();
-        let mut answer = state.domain.clone().oneshot(chat).await?;
-        if let Some(meter) = meter {
-            answer = answer
-                .inspect(move |e| {
-                    if let Ok(ChatEvent::Done { usage, .. }) = e {
-                        meter.add(usage.prompt_tokens + usage.completion_tokens);
-                    }
-                })
-                .boxed();
-        }
+        let mut answer = call.answer(&state, chat).await?;
         // Retrieval runs before the answer starts, so its citations are known here.
-        meta.citations = chat_trail
-            .snapshot()
-            .retrieval
-            .filter(|r| !r.citations.is_empty())
-            .map(|r| r.citations);
+        meta.citations = citations(&chat_trail);
         if streamed {
             // Wait for the first event before sending headers, so that a request the backend
             // refuses outright (e.g. a prompt longer than the context) gets a real HTTP error.
@@ -130,11 +174,8 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
     }
     .await;
     let mut resp = result.unwrap_or_else(IntoResponse::into_response);
-    if let Some(g) = guard {
-        policy_headers(&g, resp.headers_mut());
-    }
-    if let Some(trail) = trail.map(|t| t.snapshot()) {
-        trail_headers(&trail, resp.headers_mut());
+    if let (Some(g), Some(trail)) = (guard, trail) {
+        answer_headers(&g, &trail.snapshot(), resp.headers_mut());
     }
     if let Some(model) = label {
         resp.extensions_mut().insert(ModelLabel(model));
@@ -144,13 +185,28 @@ pub async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) 
 
 /// The bearer token of `Authorization`, if any.
 pub(super) fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
+    bearer_token(req.headers())
+}
+
+/// The bearer token of an `Authorization` header (or gRPC `authorization` metadata).
+pub(crate) fn bearer_token(headers: &header::HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| !t.is_empty())
+}
+
+/// The policy and trail headers of an answer (also gRPC response metadata).
+pub(crate) fn answer_headers(
+    guard: &GuardContext,
+    trail: &crate::domain::TrailState,
+    headers: &mut axum::http::HeaderMap,
+) {
+    policy_headers(guard, headers);
+    trail_headers(trail, headers);
 }
 
 /// Response header naming the template (`name@version`) a request was rendered from.
@@ -257,6 +313,27 @@ fn policy_headers(g: &GuardContext, headers: &mut axum::http::HeaderMap) {
     }
 }
 
+/// The models `caller`'s tenant may use, in config order.
+pub(crate) fn visible_models<'a>(
+    state: &'a AppState,
+    caller: &'a Authenticated,
+) -> impl Iterator<Item = &'a Arc<crate::models::ModelSlot>> {
+    state
+        .models
+        .all()
+        .iter()
+        .filter(|s| caller.require_model(&s.config.id).is_ok())
+}
+
+/// A model's backend (`local`, `remote`) and kind (`chat`, `embedding`).
+pub(crate) fn backend_and_kind(s: &crate::models::ModelSlot) -> (&'static str, &'static str) {
+    match &s.config.backend {
+        crate::config::BackendConfig::Local(_) => ("local", "chat"),
+        crate::config::BackendConfig::LocalEmbedding(_) => ("local", "embedding"),
+        crate::config::BackendConfig::Remote(_) => ("remote", "chat"),
+    }
+}
+
 /// `GET /v1/models`: OpenAI's list of the models the caller's tenant may use, with
 /// Gatehouse's backend and state per model.
 pub async fn list_models(
@@ -268,17 +345,9 @@ pub async fn list_models(
         .get::<Authenticated>()
         .cloned()
         .unwrap_or(Authenticated(None));
-    let data: Vec<_> = state
-        .models
-        .all()
-        .iter()
-        .filter(|s| caller.require_model(&s.config.id).is_ok())
+    let data: Vec<_> = visible_models(&state, &caller)
         .map(|s| {
-            let (backend, kind) = match &s.config.backend {
-                crate::config::BackendConfig::Local(_) => ("local", "chat"),
-                crate::config::BackendConfig::LocalEmbedding(_) => ("local", "embedding"),
-                crate::config::BackendConfig::Remote(_) => ("remote", "chat"),
-            };
+            let (backend, kind) = backend_and_kind(s);
             let mut gatehouse =
                 json!({ "backend": backend, "kind": kind, "state": s.state().label() });
             if let ModelState::Ready(b) = s.state() {
@@ -347,7 +416,22 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             .with_label_values(&[&slot.config.id])
             .set(slot.admission.queue_depth() as i64);
         if let ModelState::Ready(b) = slot.state() {
+            let id = [slot.config.id.as_str()];
+            if let Some(bytes) = crate::models::weights_bytes(&slot.config.backend) {
+                state
+                    .metrics
+                    .weights_bytes
+                    .with_label_values(&id)
+                    .set(bytes as i64);
+            }
             if let Backend::Local(local) = b.as_ref() {
+                let m = local.model();
+                let capacity = m.max_seq_len() * slot.config.max_concurrent;
+                state
+                    .metrics
+                    .kv_capacity_tokens
+                    .with_label_values(&id)
+                    .set(capacity as i64);
                 state
                     .metrics
                     .engine_sequences

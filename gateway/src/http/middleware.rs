@@ -71,7 +71,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Nex
     let start = Instant::now();
     state.metrics.in_flight.inc();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
+    let status = resp
+        .extensions()
+        .get::<crate::error::EffectiveStatus>()
+        .map_or(resp.status(), |s| s.0)
+        .as_u16()
+        .to_string();
     let model = resp
         .extensions()
         .get::<ModelLabel>()

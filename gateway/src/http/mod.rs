@@ -50,4 +50,6 @@ pub struct AppState {
     pub kv: Option<crate::kv::Kv>,
     /// The audit log, when configured.
     pub audit: Option<Arc<crate::audit::Auditor>>,
+    /// The drift monitor, when configured.
+    pub drift: Option<Arc<crate::drift::Monitor>>,
 }

@@ -15,20 +15,22 @@ use crate::audit::record::{
 };
 use crate::audit::{Auditor, Slot};
 use crate::domain::{ChatEvent, ChatRequest, GuardContext, RetrievalRun, Trail, Usage};
+use crate::drift::{Monitor, Observation};
 use crate::error::ApiError;
 use crate::layers::step::{Next, Step};
 use crate::layers::ChatStream;
 use crate::policy::{Action, Decision};
 
-/// See the module docs; `None` turns it off.
+/// See the module docs; with neither an auditor nor a drift monitor, it passes through.
 pub struct Audit {
     auditor: Option<Arc<Auditor>>,
+    drift: Option<Arc<Monitor>>,
 }
 
 impl Audit {
-    /// Writes to `auditor`.
-    pub fn new(auditor: Option<Arc<Auditor>>) -> Self {
-        Self { auditor }
+    /// Writes to `auditor` and hands what the record says to `drift`.
+    pub fn new(auditor: Option<Arc<Auditor>>, drift: Option<Arc<Monitor>>) -> Self {
+        Self { auditor, drift }
     }
 }
 
@@ -36,19 +38,25 @@ impl Step for Audit {
     const NAME: &'static str = "audit";
 
     async fn call(&self, req: ChatRequest, next: Next) -> Result<ChatStream, ApiError> {
-        let Some(auditor) = self.auditor.clone() else {
+        if self.auditor.is_none() && self.drift.is_none() {
             return next.run(req).await;
+        }
+        let log = match self.auditor.clone() {
+            None => None,
+            Some(auditor) => {
+                let slot = req
+                    .audit_slot
+                    .take()
+                    .map_or_else(|| auditor.admit(), Ok)
+                    .map_err(|_| ApiError::AuditUnavailable)?;
+                Some((auditor, slot))
+            }
         };
-        let slot = req
-            .audit_slot
-            .take()
-            .map_or_else(|| auditor.admit(), Ok)
-            .map_err(|_| ApiError::AuditUnavailable)?;
         // Writes a `cancelled` record if this future is dropped before the answer comes.
         let mut unanswered = Unanswered(Some(Pending {
             draft: Draft::new(&req),
-            auditor,
-            slot,
+            log,
+            drift: self.drift.clone(),
         }));
         let result = next.run(req).await;
         let pending = unanswered.0.take().expect("taken once, here");
@@ -120,7 +128,8 @@ impl Draft {
         self.guard.policy().is_some_and(|p| p.audit.completions)
     }
 
-    fn finish(self, ending: Ending<'_>, seen: &Seen) -> Record {
+    /// The record, and the prompt text the drift monitor samples, if this request's.
+    fn finish(self, ending: Ending<'_>, seen: &Seen) -> (Record, Option<String>) {
         let mut r = Record::new(Class::ApiActivity, Activity::Create, now_ms());
         let (outcome, code, error) = match ending {
             Ending::Done => ("ok", 200, None),
@@ -210,6 +219,7 @@ impl Draft {
         });
         u.ttft_ms = seen.ttft_ms;
         u.prompt = trail.audit_prompt.clone();
+        u.prompt_script = trail.prompt_script.map(str::to_string);
         if self.stores_completion() && (!seen.text.is_empty() || outcome == "ok") {
             u.completion = Some(seen.text.clone());
         }
@@ -218,20 +228,28 @@ impl Draft {
             Some((c, _)) => format!("{operation} {}: {outcome} ({c})", self.model),
             None => format!("{operation} {}: {outcome}", self.model),
         };
-        r
+        (r, trail.drift_sample)
     }
 }
 
 struct Pending {
     draft: Draft,
-    auditor: Arc<Auditor>,
-    slot: Slot,
+    /// The audit log and this request's place in its queue.
+    log: Option<(Arc<Auditor>, Slot)>,
+    drift: Option<Arc<Monitor>>,
 }
 
 impl Pending {
     fn write(self, ending: Ending<'_>, seen: &Seen) {
-        let record = self.draft.finish(ending, seen);
-        self.auditor.write(self.slot, record);
+        let (record, sample) = self.draft.finish(ending, seen);
+        if let Some(m) = &self.drift {
+            if let Some(o) = Observation::from_record(&record) {
+                m.observe(o.with_sample(sample));
+            }
+        }
+        if let Some((auditor, slot)) = self.log {
+            auditor.write(slot, record);
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod cache;
+pub mod drift;
 pub mod guard;
 pub mod observe;
 pub mod rag;

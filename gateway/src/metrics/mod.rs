@@ -2,12 +2,14 @@
 //! its file.
 
 mod audit;
+mod drift;
 mod fleet;
 mod policy;
 mod shaping;
 mod speculative;
 
 pub use audit::AuditMetrics;
+pub use drift::DriftMetrics;
 pub use fleet::FleetMetrics;
 pub use policy::PolicyMetrics;
 pub use shaping::ShapingMetrics;
@@ -42,6 +44,10 @@ pub struct Metrics {
     pub cancelled: IntCounterVec,
     /// Sequences alive inside the local engine, per model (read at scrape time).
     pub engine_sequences: IntGaugeVec,
+    /// Bytes of weight files a loaded local model holds, per model (read at scrape time).
+    pub weights_bytes: IntGaugeVec,
+    /// Tokens the engine's KV cache can hold at once (context length x sequences), per model.
+    pub kv_capacity_tokens: IntGaugeVec,
     /// Speculative decoding, per model.
     pub speculative: SpeculativeMetrics,
     /// Guardrail policies.
@@ -52,12 +58,30 @@ pub struct Metrics {
     pub fleet: FleetMetrics,
     /// The audit log.
     pub audit: AuditMetrics,
+    /// Drift of traffic per model and template.
+    pub drift: DriftMetrics,
     /// Every metric's name, for checks such as the Grafana dashboard's.
     names: Vec<String>,
 }
 
 pub(crate) fn must<T>(r: prometheus::Result<T>) -> T {
     r.expect("metric definitions are static and valid")
+}
+
+/// The process's CPU seconds, resident and virtual memory, open and maximum file
+/// descriptors, threads and start time (`gatehouse_process_*`), read from `/proc` at scrape
+/// time; nothing on other systems.
+fn process_collector() -> Vec<Box<dyn prometheus::core::Collector>> {
+    #[cfg(target_os = "linux")]
+    {
+        vec![Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )]
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Vec::new()
+    }
 }
 
 impl Default for Metrics {
@@ -143,10 +167,25 @@ impl Metrics {
             ),
             &["model"],
         ));
+        let weights_bytes = must(IntGaugeVec::new(
+            Opts::new(
+                "model_weights_bytes",
+                "Bytes of the weight files a loaded local model holds (its draft's included).",
+            ),
+            &["model"],
+        ));
+        let kv_capacity_tokens = must(IntGaugeVec::new(
+            Opts::new(
+                "model_kv_cache_capacity_tokens",
+                "Tokens a local model's KV cache holds at most: context length times sequences run at once.",
+            ),
+            &["model"],
+        ));
         let speculative = SpeculativeMetrics::new();
         let policy = PolicyMetrics::new();
         let shaping = ShapingMetrics::new();
         let fleet = FleetMetrics::new();
+        let drift = DriftMetrics::new();
         let mut names = Vec::new();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -159,6 +198,8 @@ impl Metrics {
             Box::new(running.clone()),
             Box::new(cancelled.clone()),
             Box::new(engine_sequences.clone()),
+            Box::new(weights_bytes.clone()),
+            Box::new(kv_capacity_tokens.clone()),
         ]
         .into_iter()
         .chain(speculative.collectors())
@@ -166,6 +207,8 @@ impl Metrics {
         .chain(shaping.collectors())
         .chain(fleet.collectors())
         .chain(audit.collectors())
+        .chain(drift.collectors())
+        .chain(process_collector())
         {
             names.extend(c.desc().iter().map(|d| format!("gatehouse_{}", d.fq_name)));
             must(registry.register(c));
@@ -182,11 +225,14 @@ impl Metrics {
             running,
             cancelled,
             engine_sequences,
+            weights_bytes,
+            kv_capacity_tokens,
             speculative,
             policy,
             shaping,
             fleet,
             audit,
+            drift,
             names,
         }
     }

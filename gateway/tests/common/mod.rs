@@ -45,6 +45,11 @@ pub fn smollm2_single(id: &str, max_queue: usize) -> String {
 
 /// Starts a server for `config` on its own runtime thread; returns its address.
 pub fn start(config: Config) -> SocketAddr {
+    start_with_grpc(config).0
+}
+
+/// Like [`start`]; also returns the gRPC listener's address when `server.grpc_listen` is set.
+pub fn start_with_grpc(config: Config) -> (SocketAddr, Option<SocketAddr>) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -56,7 +61,8 @@ pub fn start(config: Config) -> SocketAddr {
                 .await
                 .expect("bind port 0");
             let server = gateway::server::start(config, listener).expect("start");
-            tx.send(server.addr).expect("report address");
+            tx.send((server.addr, server.grpc_addr))
+                .expect("report address");
             std::future::pending::<()>().await;
         });
     });

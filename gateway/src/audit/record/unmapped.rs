@@ -52,6 +52,10 @@ pub struct Details {
     /// Token counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Tokens>,
+    /// The writing system most of the prompt's letters are in (`latin`, `cyrillic`, `han`,
+    /// ...; `drift::script`), for drift reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_script: Option<String>,
     /// Milliseconds from the request reaching the domain stack to the first text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<u64>,

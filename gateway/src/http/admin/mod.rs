@@ -1,7 +1,7 @@
 //! Admin endpoints: they need an `admin` key (open under `auth: none`).
 
 pub mod audit_page;
-mod pages;
+pub(crate) mod pages;
 pub mod session;
 
 use std::sync::Arc;
@@ -74,5 +74,39 @@ pub async fn list_policies(State(state): State<Arc<AppState>>, req: Request) -> 
         "policies": policies,
         "last_reload_error": store.last_error(),
     }))
+    .into_response()
+}
+
+/// `GET /admin/drift` (admin): the drift page, every model and template's windows compared
+/// now; `?format=json` answers the same figures as JSON.
+pub async fn drift(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    if let Err(e) = require_admin(&req) {
+        return e.into_response();
+    }
+    let Some(monitor) = &state.drift else {
+        return ApiError::NotFound(
+            "/admin/drift (drift monitoring is off: add a `drift:` section to the config)".into(),
+        )
+        .into_response();
+    };
+    let reports = monitor.report();
+    if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "format=json"))
+    {
+        return Json(json!({ "psi_threshold": monitor.threshold(), "models": reports }))
+            .into_response();
+    }
+    let subtitle = format!(
+        "Recent requests against the reference window, per model and template; as of {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC")
+    );
+    axum::response::Html(crate::drift::page::render(
+        "Drift",
+        &subtitle,
+        &reports,
+        monitor.threshold(),
+    ))
     .into_response()
 }

@@ -64,7 +64,7 @@ pub(super) fn html(rendered: Result<String, minijinja::Error>) -> Response {
 }
 
 /// Escapes text for HTML bodies and attribute values.
-pub(super) fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
