@@ -66,13 +66,17 @@ def test_generated_stubs_chat_stream_and_list(grpc_addr, stubs):
     pb, pb_grpc = stubs
     with grpc.insecure_channel(grpc_addr) as ch:
         inference = pb_grpc.InferenceStub(ch)
-        whole, call = inference.Chat.with_call(ask(pb, "What is the capital of France?"))
+        # Long enough for the output guard's hold-back to release it in several deltas.
+        prompt = "Count from 1 to 60, one number per line."
+        whole, call = inference.Chat.with_call(ask(pb, prompt, 96))
         assert whole.id.startswith("chatcmpl-")
         assert whole.content.strip()
         assert whole.finish_reason in ("stop", "length")
         assert whole.usage.total_tokens == whole.usage.prompt_tokens + whole.usage.completion_tokens
         assert any(k == "x-request-id" for k, _ in call.initial_metadata())
-        parts = list(inference.ChatStream(ask(pb, "What is the capital of France?")))
+        # Not from the response cache (the default config has one), as over HTTP.
+        parts = list(inference.ChatStream(ask(pb, prompt, 96),
+                                          metadata=(("cache-control", "no-cache"),)))
         assert len(parts) > 2
         assert "".join(p.delta for p in parts) == whole.content
         assert [p.finish_reason for p in parts[:-1]] == [""] * (len(parts) - 1)

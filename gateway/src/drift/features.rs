@@ -29,9 +29,12 @@ fn score_bin(s: f32) -> String {
     )
 }
 
+/// A request's `(feature, category)` pairs.
+pub type Categories = Vec<(&'static str, String)>;
+
 /// `(feature, category)` pairs and the rules that decided, of a chat record; `None` for any
 /// other record.
-pub fn of_record(r: &Record) -> Option<(Vec<(&'static str, String)>, Vec<String>)> {
+pub fn of_record(r: &Record) -> Option<(Categories, Vec<String>)> {
     let u = &r.unmapped;
     if u.kind != "chat" {
         return None;

@@ -38,7 +38,7 @@ pub struct Observation {
     /// Template name (`name@version` cut at `@`), empty without one.
     pub template: String,
     /// `(feature, category)` pairs.
-    pub categories: Vec<(&'static str, String)>,
+    pub categories: features::Categories,
     /// Policy rules that decided on the request.
     pub rules: Vec<String>,
     /// The sampled prompt's embedding, once computed.
@@ -236,7 +236,9 @@ impl Monitor {
     /// Whether the next request's prompt should be embedded (1 in `sample_every`).
     pub fn samples_next(&self) -> bool {
         self.config.embeddings.as_ref().is_some_and(|e| {
-            self.requests.fetch_add(1, Ordering::Relaxed) % u64::from(e.sample_every) == 0
+            self.requests
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(u64::from(e.sample_every))
         })
     }
 

@@ -214,9 +214,11 @@ mod tests {
 
     #[test]
     fn embedding_shift_is_zero_for_the_same_direction() {
-        let mut a = Counts::default();
-        a.embedding_sum = vec![1.0, 0.0];
-        a.embeddings = 10;
+        let a = Counts {
+            embedding_sum: vec![1.0, 0.0],
+            embeddings: 10,
+            ..Default::default()
+        };
         let mut b = a.clone();
         b.embedding_sum = vec![5.0, 0.0];
         assert!(embedding_shift(&a, &b, 5).unwrap().abs() < 1e-12);

@@ -200,11 +200,7 @@ impl pb::inference_server::Inference for Inference {
         &self,
         req: Request<pb::EmbedRequest>,
     ) -> Result<Response<pb::EmbedResponse>, Status> {
-        let caller = req
-            .extensions()
-            .get::<Authenticated>()
-            .cloned()
-            .unwrap_or(Authenticated(None));
+        let caller = Authenticated::of(req.extensions());
         let meter = req.extensions().get::<TokenMeter>().cloned();
         let result = async {
             let body = serde_json::to_vec(&convert::embed_body(req.into_inner()))
@@ -233,11 +229,7 @@ impl pb::inference_server::Inference for Inference {
         &self,
         req: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        let caller = req
-            .extensions()
-            .get::<Authenticated>()
-            .cloned()
-            .unwrap_or(Authenticated(None));
+        let caller = Authenticated::of(req.extensions());
         let models = visible_models(&self.state, &caller)
             .map(|s| {
                 let (backend, kind) = backend_and_kind(s);

@@ -24,6 +24,15 @@ use crate::limits::{Grant, LimitError, Scope, ScopeKind, Window};
 pub struct Authenticated(pub Option<Arc<Principal>>);
 
 impl Authenticated {
+    /// The caller [`authenticate`] marked in a request's `extensions`; nobody (as under
+    /// `auth: none`) without a mark.
+    pub fn of(extensions: &axum::http::Extensions) -> Self {
+        extensions
+            .get::<Authenticated>()
+            .cloned()
+            .unwrap_or(Authenticated(None))
+    }
+
     /// Refuses unless the caller may use admin endpoints (any caller under `auth: none`).
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match &self.0 {

@@ -18,11 +18,7 @@ use crate::models::ModelState;
 
 /// `POST /v1/embeddings`.
 pub async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let caller = req
-        .extensions()
-        .get::<Authenticated>()
-        .cloned()
-        .unwrap_or(Authenticated(None));
+    let caller = Authenticated::of(req.extensions());
     let meter = req.extensions().get::<TokenMeter>().cloned();
     let mut label = None;
     let result = async {

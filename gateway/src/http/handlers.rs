@@ -340,11 +340,7 @@ pub async fn list_models(
     State(state): State<Arc<AppState>>,
     req: Request,
 ) -> Json<serde_json::Value> {
-    let caller = req
-        .extensions()
-        .get::<Authenticated>()
-        .cloned()
-        .unwrap_or(Authenticated(None));
+    let caller = Authenticated::of(req.extensions());
     let data: Vec<_> = visible_models(&state, &caller)
         .map(|s| {
             let (backend, kind) = backend_and_kind(s);

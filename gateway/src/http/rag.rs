@@ -21,11 +21,7 @@ async fn body_of(
     state: &AppState,
     req: Request,
 ) -> Result<(bytes::Bytes, &Arc<Rag>, Authenticated), ApiError> {
-    let caller = req
-        .extensions()
-        .get::<Authenticated>()
-        .cloned()
-        .unwrap_or(Authenticated(None));
+    let caller = Authenticated::of(req.extensions());
     let rag = state.rag.as_ref().ok_or(ApiError::RagDisabled)?;
     let body = read_body(req, state.config.server.body_limit_bytes).await?;
     Ok((body, rag, caller))
