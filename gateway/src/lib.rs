@@ -16,6 +16,7 @@ pub mod domain;
 pub mod drift;
 pub mod error;
 pub mod grpc;
+pub mod html;
 pub mod http;
 pub mod kv;
 pub mod layers;

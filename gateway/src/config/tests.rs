@@ -659,3 +659,55 @@ fn audit_and_telemetry_sections() {
         "{err}"
     );
 }
+
+#[test]
+fn grpc_listen_and_drift_are_validated_where_written() {
+    let with = |extra: &str| parse(&format!("{REMOTE}{extra}"), &[]);
+    let c = with("drift: {}\n").unwrap();
+    let d = c.drift.unwrap();
+    assert_eq!((d.reference_requests, d.window_requests), (500, 500));
+    assert!(d.embeddings.is_none() && c.server.grpc_listen.is_none());
+    let src = REMOTE.replace(
+        "  listen: 127.0.0.1:9000\n",
+        "  listen: 127.0.0.1:9000\n  grpc_listen: 127.0.0.1:9001\n",
+    );
+    assert_eq!(
+        parse(&src, &[]).unwrap().server.grpc_listen.unwrap().port(),
+        9001
+    );
+    for (src, at) in [
+        (
+            REMOTE.replace(
+                "  listen: 127.0.0.1:9000\n",
+                "  listen: 127.0.0.1:9000\n  grpc_listen: 127.0.0.1:9000\n",
+            ),
+            "server.grpc_listen:",
+        ),
+        (
+            REMOTE.replace(
+                "  listen: 127.0.0.1:9000\n",
+                "  listen: 127.0.0.1:9000\n  grpc_listen: grpc\n",
+            ),
+            "server.grpc_listen:",
+        ),
+        (
+            format!("{REMOTE}drift:\n  window_requests: 10\n"),
+            "drift.min_requests:",
+        ),
+        (
+            format!("{REMOTE}drift:\n  psi_threshold: -1\n"),
+            "drift.psi_threshold:",
+        ),
+        (
+            format!("{REMOTE}drift:\n  embeddings: {{model: up}}\n"),
+            "drift.embeddings.model:",
+        ),
+        (
+            format!("{REMOTE}drift:\n  baseline_file: nope.json\n"),
+            "drift.baseline_file:",
+        ),
+    ] {
+        let err = parse(&src, &[]).unwrap_err().to_string();
+        assert!(err.contains(at), "{err}");
+    }
+}

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::stats::FeatureDrift;
 use super::KeyReport;
-use crate::http::admin::pages::esc;
+use crate::html::esc;
 
 const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin-bottom:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}\

@@ -1,7 +1,7 @@
 //! Admin endpoints: they need an `admin` key (open under `auth: none`).
 
 pub mod audit_page;
-pub(crate) mod pages;
+mod pages;
 pub mod session;
 
 use std::sync::Arc;

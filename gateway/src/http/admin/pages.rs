@@ -7,6 +7,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{AutoEscape, Environment, Value};
 
+pub(super) use crate::html::esc;
+
 /// The templates, parsed once. They are part of the binary, so a template error is a bug that
 /// the unit tests catch, not something a deployment can cause.
 static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
@@ -61,22 +63,6 @@ pub(super) fn html(rendered: Result<String, minijinja::Error>) -> Response {
                 .into_response()
         }
     }
-}
-
-/// Escapes text for HTML bodies and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
