@@ -242,6 +242,7 @@ telemetry:
             "tools",
             "retrieval",
             "cache",
+            "drift",
             "guard.input",
             "policy",
             "template",
