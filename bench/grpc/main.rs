@@ -1,12 +1,15 @@
 //! gRPC against HTTP: the same chat request through the same gateway to the mock upstream,
-//! unary and streamed, closed loop with a fixed number of concurrent callers; the direct
-//! latency of the mock is measured in the same run, so the table shows what each door adds.
+//! unary and streamed, closed loop with a fixed number of concurrent callers. Each protocol's
+//! transport is measured alone in the same run (HTTP: the mock called directly; gRPC: a
+//! canned `gatehouse.v1.Inference` server, same tonic/axum stack, answering at once), so
+//! "added" is what the gateway adds behind each door.
 //!
 //! `cargo bench --bench grpc` (`GRPC_BENCH_SECS`, default 5 per row; `GRPC_BENCH_CONCURRENCY`,
 //! default 8). The mock, the gateway and the callers run on runtimes of their own, in one
 //! process, on the same cores: the ratios are the result, not the absolute figures.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -59,6 +62,83 @@ fn start_mock() -> SocketAddr {
     })
 }
 
+/// Answers every call at once with a canned answer: gRPC's transport without a gateway.
+#[derive(Clone)]
+struct Canned;
+
+fn canned_message() -> pb::ChatStreamResponse {
+    pb::ChatStreamResponse {
+        id: "chatcmpl-mock".into(),
+        model: "mock".into(),
+        delta: "Hello from the mock upstream.".into(),
+        ..Default::default()
+    }
+}
+
+#[tonic::async_trait]
+impl pb::inference_server::Inference for Canned {
+    async fn chat(
+        &self,
+        _: tonic::Request<pb::ChatRequest>,
+    ) -> Result<tonic::Response<pb::ChatResponse>, tonic::Status> {
+        Ok(tonic::Response::new(pb::ChatResponse {
+            id: "chatcmpl-mock".into(),
+            model: "mock".into(),
+            content: "Hello from the mock upstream.".into(),
+            finish_reason: "stop".into(),
+            ..Default::default()
+        }))
+    }
+
+    type ChatStreamStream =
+        futures::stream::BoxStream<'static, Result<pb::ChatStreamResponse, tonic::Status>>;
+
+    async fn chat_stream(
+        &self,
+        _: tonic::Request<pb::ChatRequest>,
+    ) -> Result<tonic::Response<Self::ChatStreamStream>, tonic::Status> {
+        let last = pb::ChatStreamResponse {
+            finish_reason: "stop".into(),
+            ..canned_message()
+        };
+        Ok(tonic::Response::new(
+            futures::stream::iter([Ok(canned_message()), Ok(last)]).boxed(),
+        ))
+    }
+
+    async fn embed(
+        &self,
+        _: tonic::Request<pb::EmbedRequest>,
+    ) -> Result<tonic::Response<pb::EmbedResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("canned"))
+    }
+
+    async fn list_models(
+        &self,
+        _: tonic::Request<pb::ListModelsRequest>,
+    ) -> Result<tonic::Response<pb::ListModelsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("canned"))
+    }
+}
+
+fn start_canned_grpc() -> SocketAddr {
+    use axum::serve::ListenerExt;
+    runtime_thread(1, || {
+        Box::pin(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let router =
+                tonic::service::Routes::new(pb::inference_server::InferenceServer::new(Canned))
+                    .into_axum_router();
+            let l = l.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(async move { axum::serve(l, router).await });
+            addr
+        })
+    })
+}
+
 fn start_gateway(mock: SocketAddr) -> (SocketAddr, SocketAddr) {
     let yaml = format!(
         "auth: none\nserver:\n  listen: 127.0.0.1:0\n  grpc_listen: 127.0.0.1:0\n  max_in_flight: 100000\n\
@@ -79,66 +159,90 @@ fn start_gateway(mock: SocketAddr) -> (SocketAddr, SocketAddr) {
 }
 
 /// What one caller does once: a request and its whole answer.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 enum Call {
-    Http { url: String, stream: bool },
-    Grpc { stream: bool },
+    Http { gateway: bool, stream: bool },
+    Grpc { gateway: bool, stream: bool },
 }
 
-/// Latencies of every call made by `concurrency` callers in `secs` seconds.
-async fn run(
-    call: Call,
+/// The addresses and clients the callers share.
+struct Targets {
     http: reqwest::Client,
-    grpc: InferenceClient<tonic::transport::Channel>,
-    concurrency: usize,
-    secs: u64,
-) -> (Vec<Duration>, f64) {
+    mock_url: String,
+    gateway_url: String,
+    /// One connection per caller to each gRPC server, as the HTTP/1.1 client has one per
+    /// caller (a single HTTP/2 connection would serialise the callers on one connection task
+    /// at each end).
+    canned: Vec<InferenceClient<tonic::transport::Channel>>,
+    gateway: Vec<InferenceClient<tonic::transport::Channel>>,
+}
+
+async fn clients(addr: SocketAddr, n: usize) -> Vec<InferenceClient<tonic::transport::Channel>> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        out.push(InferenceClient::new(channel));
+    }
+    out
+}
+
+async fn once(call: Call, t: &Targets, i: usize) {
+    match call {
+        Call::Http { gateway, stream } => {
+            let url = if gateway { &t.gateway_url } else { &t.mock_url };
+            let body = json!({"model": "mock", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16, "stream": stream});
+            let r = t.http.post(url).json(&body).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.status());
+            assert!(!r.bytes().await.unwrap().is_empty());
+        }
+        Call::Grpc { gateway, stream } => {
+            let mut c = if gateway { &t.gateway } else { &t.canned }[i].clone();
+            let req = pb::ChatRequest {
+                model: "mock".into(),
+                messages: vec![pb::Message {
+                    role: "user".into(),
+                    content: "Hello".into(),
+                    ..Default::default()
+                }],
+                max_tokens: Some(16),
+                ..Default::default()
+            };
+            if stream {
+                let mut s = c.chat_stream(req).await.unwrap().into_inner();
+                while let Some(m) = s.next().await {
+                    m.unwrap();
+                }
+            } else {
+                c.chat(req).await.unwrap();
+            }
+        }
+    }
+}
+
+/// Latencies of every call made by `concurrency` callers in `secs` seconds, and calls/s.
+async fn run(call: Call, t: Arc<Targets>, concurrency: usize, secs: u64) -> (Vec<Duration>, f64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (call, http, mut grpc) = (call.clone(), http.clone(), grpc.clone());
+    for i in 0..concurrency {
+        let t = t.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             while Instant::now() < deadline {
-                let t = Instant::now();
-                match &call {
-                    Call::Http { url, stream } => {
-                        let body = json!({"model": "mock", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 16, "stream": stream});
-                        let r = http.post(url).json(&body).send().await.unwrap();
-                        assert!(r.status().is_success(), "{}", r.status());
-                        let bytes = r.bytes().await.unwrap();
-                        assert!(!bytes.is_empty());
-                    }
-                    Call::Grpc { stream } => {
-                        let req = pb::ChatRequest {
-                            model: "mock".into(),
-                            messages: vec![pb::Message {
-                                role: "user".into(),
-                                content: "Hello".into(),
-                                ..Default::default()
-                            }],
-                            max_tokens: Some(16),
-                            ..Default::default()
-                        };
-                        if *stream {
-                            let mut s = grpc.chat_stream(req).await.unwrap().into_inner();
-                            while let Some(m) = s.next().await {
-                                m.unwrap();
-                            }
-                        } else {
-                            grpc.chat(req).await.unwrap();
-                        }
-                    }
-                }
-                lat.push(t.elapsed());
+                let start = Instant::now();
+                once(call, &t, i).await;
+                lat.push(start.elapsed());
             }
             lat
         }));
     }
     let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
+    for task in tasks {
+        all.extend(task.await.unwrap());
     }
     let rps = all.len() as f64 / started.elapsed().as_secs_f64();
     all.sort();
@@ -154,6 +258,7 @@ fn main() {
     let secs = env_or("GRPC_BENCH_SECS", 5);
     let concurrency = env_or("GRPC_BENCH_CONCURRENCY", 8) as usize;
     let mock = start_mock();
+    let canned = start_canned_grpc();
     let (http_addr, grpc_addr) = start_gateway(mock);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -161,83 +266,56 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let http = reqwest::Client::new();
-        let grpc = InferenceClient::new(
-            tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap(),
-        );
-        let direct = format!("http://{mock}/v1/chat/completions");
-        let gw = format!("http://{http_addr}/v1/chat/completions");
-        let rows: Vec<(&str, Call)> = vec![
-            (
-                "direct to the mock, unary",
-                Call::Http {
-                    url: direct.clone(),
-                    stream: false,
-                },
-            ),
-            (
-                "HTTP unary",
-                Call::Http {
-                    url: gw.clone(),
-                    stream: false,
-                },
-            ),
-            ("gRPC Chat", Call::Grpc { stream: false }),
-            (
-                "direct to the mock, SSE",
-                Call::Http {
-                    url: direct,
-                    stream: true,
-                },
-            ),
-            (
-                "HTTP SSE",
-                Call::Http {
-                    url: gw,
-                    stream: true,
-                },
-            ),
-            ("gRPC ChatStream", Call::Grpc { stream: true }),
+        let t = Arc::new(Targets {
+            http: reqwest::Client::new(),
+            mock_url: format!("http://{mock}/v1/chat/completions"),
+            gateway_url: format!("http://{http_addr}/v1/chat/completions"),
+            canned: clients(canned, concurrency).await,
+            gateway: clients(grpc_addr, concurrency).await,
+        });
+        // Pairs: the protocol's transport alone, then through the gateway.
+        let rows: [(&str, Call); 8] = [
+            ("HTTP, mock direct", Call::Http { gateway: false, stream: false }),
+            ("HTTP via gateway", Call::Http { gateway: true, stream: false }),
+            ("gRPC, canned server", Call::Grpc { gateway: false, stream: false }),
+            ("gRPC Chat via gateway", Call::Grpc { gateway: true, stream: false }),
+            ("HTTP SSE, mock direct", Call::Http { gateway: false, stream: true }),
+            ("HTTP SSE via gateway", Call::Http { gateway: true, stream: true }),
+            ("gRPC stream, canned server", Call::Grpc { gateway: false, stream: true }),
+            ("gRPC ChatStream via gateway", Call::Grpc { gateway: true, stream: true }),
         ];
         // Warm connection pools and allocators on every path.
-        for (_, call) in &rows {
-            run(call.clone(), http.clone(), grpc.clone(), concurrency, 1).await;
+        for (_, call) in rows {
+            run(call, t.clone(), concurrency, 1).await;
         }
-        println!("concurrency {concurrency}, {secs} s per row; latency of a whole answer");
+        println!("concurrency {concurrency}, {secs} s per row; latency of a whole answer; added = via gateway - alone");
         println!("| path | calls/s | p50 ms | p99 ms | added p50 ms | added p99 ms |");
         println!("|---|---:|---:|---:|---:|---:|");
-        let mut results = Vec::new();
+        let mut added = Vec::new();
         let mut base = (0.0, 0.0);
         for (i, (name, call)) in rows.into_iter().enumerate() {
-            let (lat, rps) = run(call, http.clone(), grpc.clone(), concurrency, secs).await;
+            let (lat, rps) = run(call, t.clone(), concurrency, secs).await;
             let (p50, p99) = (pct(&lat, 0.5), pct(&lat, 0.99));
-            if i % 3 == 0 {
+            if i % 2 == 0 {
                 base = (p50, p99);
+                println!("| {name} | {rps:.0} | {p50:.3} | {p99:.3} | | |");
+            } else {
+                let a = (p50 - base.0, p99 - base.1);
+                println!("| {name} | {rps:.0} | {p50:.3} | {p99:.3} | {:.3} | {:.3} |", a.0, a.1);
+                added.push(a);
             }
-            println!(
-                "| {name} | {rps:.0} | {p50:.3} | {p99:.3} | {:.3} | {:.3} |",
-                p50 - base.0,
-                p99 - base.1
-            );
-            results.push((rps, p50 - base.0, p99 - base.1));
         }
-        let ratio = |g: usize, h: usize| {
-            let (gr, g50, g99) = results[g];
-            let (hr, h50, h99) = results[h];
-            (hr / gr, g50 / h50, g99 / h99)
-        };
         println!();
-        println!("| gRPC / HTTP | throughput (HTTP/gRPC) | added p50 | added p99 |");
-        println!("|---|---:|---:|---:|");
-        for (name, g, h) in [("unary", 2, 1), ("streamed", 5, 4)] {
-            let (t, a50, a99) = ratio(g, h);
-            println!("| {name} | {t:.2}x | {a50:.2}x | {a99:.2}x |");
+        println!("| gRPC added / HTTP added | p50 | p99 |");
+        println!("|---|---:|---:|");
+        for (name, g, h) in [("unary", 1, 0), ("streamed", 3, 2)] {
+            println!(
+                "| {name} | {:.2}x | {:.2}x |",
+                added[g].0 / added[h].0,
+                added[g].1 / added[h].1
+            );
         }
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        println!("machine: {cores} cores; mock, gateway and callers share them");
+        println!("machine: {cores} cores; mock, servers, gateway and callers share them");
     });
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -145,6 +146,10 @@ pub fn start_with(
             draining.draining.store(true, Ordering::SeqCst);
             tracing::info!("draining in-flight requests");
         };
+        // Streamed answers are many small writes: send each at once (see serve_grpc).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
         let grpc_abort = grpc.as_ref().map(|(_, task)| task.abort_handle());
         // HTTP and gRPC drain together; the server has stopped when both have.
@@ -207,6 +212,11 @@ fn serve_grpc(
         let signal = async move {
             let _ = shutdown.wait_for(|v| *v).await;
         };
+        // HTTP/2 writes headers, messages and trailers separately: without TCP_NODELAY, Nagle's
+        // algorithm meets the client's delayed ACK and a call can wait 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         if let Err(e) = axum::serve(listener, router)
             .with_graceful_shutdown(signal)
             .await
