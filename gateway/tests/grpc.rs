@@ -495,3 +495,38 @@ async fn wait_record(dir: &std::path::Path, request_id: &str) -> Value {
     }
     panic!("no audit record of {request_id}")
 }
+
+#[tokio::test]
+async fn a_stream_asks_a_remote_upstream_to_stream() {
+    // The canned upstream answers a streamed request in two chunks, a plain one in one piece.
+    let upstream = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(mock_upstream::serve(l));
+        addr
+    };
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\n  grpc_listen: 127.0.0.1:0\nmodels:\n  - id: up\n    backend: remote\n    base_url: http://{upstream}/v1\n"
+    );
+    let (_, grpc) = start_with_grpc(config(&yaml));
+    let channel = Channel::from_shared(format!("http://{}", grpc.unwrap()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = InferenceClient::new(channel);
+    let mut stream = client
+        .chat_stream(ask("up", "hi", 16))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut deltas = Vec::new();
+    while let Some(m) = stream.message().await.unwrap() {
+        if !m.delta.is_empty() {
+            deltas.push(m.delta);
+        }
+    }
+    assert_eq!(deltas, ["Hello", " from the mock upstream."]);
+    let whole = client.chat(ask("up", "hi", 16)).await.unwrap().into_inner();
+    assert_eq!(whole.content, "Hello from the mock upstream.");
+}

@@ -39,11 +39,13 @@ impl Inference {
         Self { state }
     }
 
-    /// Parses a chat call as the HTTP API would and starts its answer.
+    /// Parses a chat call as the HTTP API would and starts its answer; `stream` as the
+    /// HTTP API's `stream: true` (remote upstreams are asked to stream too).
     async fn start(
         &self,
         req: Request<pb::ChatRequest>,
         route: &'static str,
+        stream: bool,
     ) -> Result<Started, ApiError> {
         if self
             .state
@@ -53,8 +55,9 @@ impl Inference {
             return Err(ApiError::ShuttingDown);
         }
         let call = CallContext::new(route, req.metadata().as_ref(), req.extensions());
-        let body = serde_json::to_vec(&convert::chat_body(req.into_inner()))
-            .map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        let mut body = convert::chat_body(req.into_inner());
+        body["stream"] = stream.into();
+        let body = serde_json::to_vec(&body).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
         let chat = crate::api::parse::chat_request(&body, call.request_id())?;
         let mut meta = Meta::new(&chat.model);
         let label = self
@@ -156,7 +159,7 @@ impl pb::inference_server::Inference for Inference {
         req: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
         let mut started = self
-            .start(req, "/gatehouse.v1.Inference/Chat")
+            .start(req, "/gatehouse.v1.Inference/Chat", false)
             .await
             .map_err(|e| status(&e))?;
         let answer = std::mem::replace(&mut started.answer, futures::stream::empty().boxed());
@@ -173,7 +176,7 @@ impl pb::inference_server::Inference for Inference {
         req: Request<pb::ChatRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
         let mut started = self
-            .start(req, "/gatehouse.v1.Inference/ChatStream")
+            .start(req, "/gatehouse.v1.Inference/ChatStream", true)
             .await
             .map_err(|e| status(&e))?;
         let mut answer = std::mem::replace(&mut started.answer, futures::stream::empty().boxed());
