@@ -4,8 +4,8 @@
 //! canned `gatehouse.v1.Inference` server, same tonic/axum stack, answering at once), so
 //! "added" is what the gateway adds behind each door.
 //!
-//! `cargo bench --bench grpc` (`GRPC_BENCH_SECS`, default 5 per row; `GRPC_BENCH_CONCURRENCY`,
-//! default 8). The mock, the gateway and the callers run on runtimes of their own, in one
+//! `cargo bench --workspace --bench grpc` (`GRPC_BENCH_SECS`, default 10 rounds of one second
+//! per row; `GRPC_BENCH_CONCURRENCY`, default 8). The mock, the gateway and the callers run on runtimes of their own, in one
 //! process, on the same cores: the ratios are the result, not the absolute figures.
 
 use std::net::SocketAddr;
@@ -255,7 +255,7 @@ fn pct(v: &[Duration], p: f64) -> f64 {
 }
 
 fn main() {
-    let secs = env_or("GRPC_BENCH_SECS", 5);
+    let secs = env_or("GRPC_BENCH_SECS", 10);
     let concurrency = env_or("GRPC_BENCH_CONCURRENCY", 8) as usize;
     let mock = start_mock();
     let canned = start_canned_grpc();
@@ -275,33 +275,98 @@ fn main() {
         });
         // Pairs: the protocol's transport alone, then through the gateway.
         let rows: [(&str, Call); 8] = [
-            ("HTTP, mock direct", Call::Http { gateway: false, stream: false }),
-            ("HTTP via gateway", Call::Http { gateway: true, stream: false }),
-            ("gRPC, canned server", Call::Grpc { gateway: false, stream: false }),
-            ("gRPC Chat via gateway", Call::Grpc { gateway: true, stream: false }),
-            ("HTTP SSE, mock direct", Call::Http { gateway: false, stream: true }),
-            ("HTTP SSE via gateway", Call::Http { gateway: true, stream: true }),
-            ("gRPC stream, canned server", Call::Grpc { gateway: false, stream: true }),
-            ("gRPC ChatStream via gateway", Call::Grpc { gateway: true, stream: true }),
+            (
+                "HTTP, mock direct",
+                Call::Http {
+                    gateway: false,
+                    stream: false,
+                },
+            ),
+            (
+                "HTTP via gateway",
+                Call::Http {
+                    gateway: true,
+                    stream: false,
+                },
+            ),
+            (
+                "gRPC, canned server",
+                Call::Grpc {
+                    gateway: false,
+                    stream: false,
+                },
+            ),
+            (
+                "gRPC Chat via gateway",
+                Call::Grpc {
+                    gateway: true,
+                    stream: false,
+                },
+            ),
+            (
+                "HTTP SSE, mock direct",
+                Call::Http {
+                    gateway: false,
+                    stream: true,
+                },
+            ),
+            (
+                "HTTP SSE via gateway",
+                Call::Http {
+                    gateway: true,
+                    stream: true,
+                },
+            ),
+            (
+                "gRPC stream, canned server",
+                Call::Grpc {
+                    gateway: false,
+                    stream: true,
+                },
+            ),
+            (
+                "gRPC ChatStream via gateway",
+                Call::Grpc {
+                    gateway: true,
+                    stream: true,
+                },
+            ),
         ];
         // Warm connection pools and allocators on every path.
         for (_, call) in rows {
             run(call, t.clone(), concurrency, 1).await;
         }
-        println!("concurrency {concurrency}, {secs} s per row; latency of a whole answer; added = via gateway - alone");
+        println!(
+            "concurrency {concurrency}; every row for 1 s in turn, {secs} rounds (slow drifts of \
+             the shared machine hit all rows alike); latency of a whole answer; added = via \
+             gateway - alone"
+        );
+        let mut lat: Vec<Vec<Duration>> = vec![Vec::new(); rows.len()];
+        let mut calls = vec![0.0; rows.len()];
+        for _ in 0..secs {
+            for (i, (_, call)) in rows.iter().enumerate() {
+                let (l, rps) = run(*call, t.clone(), concurrency, 1).await;
+                lat[i].extend(l);
+                calls[i] += rps / secs as f64;
+            }
+        }
         println!("| path | calls/s | p50 ms | p99 ms | added p50 ms | added p99 ms |");
         println!("|---|---:|---:|---:|---:|---:|");
         let mut added = Vec::new();
         let mut base = (0.0, 0.0);
-        for (i, (name, call)) in rows.into_iter().enumerate() {
-            let (lat, rps) = run(call, t.clone(), concurrency, secs).await;
-            let (p50, p99) = (pct(&lat, 0.5), pct(&lat, 0.99));
+        for (i, (name, _)) in rows.iter().enumerate() {
+            lat[i].sort();
+            let (p50, p99) = (pct(&lat[i], 0.5), pct(&lat[i], 0.99));
+            let rps = calls[i];
             if i % 2 == 0 {
                 base = (p50, p99);
                 println!("| {name} | {rps:.0} | {p50:.3} | {p99:.3} | | |");
             } else {
                 let a = (p50 - base.0, p99 - base.1);
-                println!("| {name} | {rps:.0} | {p50:.3} | {p99:.3} | {:.3} | {:.3} |", a.0, a.1);
+                println!(
+                    "| {name} | {rps:.0} | {p50:.3} | {p99:.3} | {:.3} | {:.3} |",
+                    a.0, a.1
+                );
                 added.push(a);
             }
         }
