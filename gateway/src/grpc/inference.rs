@@ -46,7 +46,7 @@ impl Inference {
         req: Request<pb::ChatRequest>,
         route: &'static str,
         stream: bool,
-    ) -> Result<Started, ApiError> {
+    ) -> Result<(Started, ChatStream), ApiError> {
         if self
             .state
             .draining
@@ -68,20 +68,21 @@ impl Inference {
         let (guard, trail) = (chat.guard.clone(), chat.trail.clone());
         let answer = call.answer(&self.state, chat).await?;
         meta.citations = citations(&trail);
-        Ok(Started {
-            meta,
+        Ok((
+            Started {
+                meta,
+                guard,
+                trail,
+                label,
+            },
             answer,
-            guard,
-            trail,
-            label,
-        })
+        ))
     }
 }
 
-/// A chat call whose answer has started.
+/// What a chat call whose answer has started answers with, beside the answer.
 struct Started {
     meta: Meta,
-    answer: ChatStream,
     guard: crate::domain::GuardContext,
     trail: crate::domain::Trail,
     /// The model, when it is a configured one (the request metrics' label).
@@ -158,11 +159,10 @@ impl pb::inference_server::Inference for Inference {
         &self,
         req: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
-        let mut started = self
+        let (started, answer) = self
             .start(req, "/gatehouse.v1.Inference/Chat", false)
             .await
             .map_err(|e| status(&e))?;
-        let answer = std::mem::replace(&mut started.answer, futures::stream::empty().boxed());
         let out = collect(started.meta.clone(), answer)
             .await
             .map_err(|e| status(&e))?;
@@ -175,11 +175,10 @@ impl pb::inference_server::Inference for Inference {
         &self,
         req: Request<pb::ChatRequest>,
     ) -> Result<Response<Self::ChatStreamStream>, Status> {
-        let mut started = self
+        let (started, mut answer) = self
             .start(req, "/gatehouse.v1.Inference/ChatStream", true)
             .await
             .map_err(|e| status(&e))?;
-        let mut answer = std::mem::replace(&mut started.answer, futures::stream::empty().boxed());
         // As over HTTP: a request the backend refuses outright gets a status, not a stream
         // that fails at once.
         let first = match answer.next().await {
