@@ -1,5 +1,6 @@
-//! Runs the HTTP server that `crate::app` assembles: serves it, loads models in the
-//! background, watches policies and templates for reloads, drains on shutdown.
+//! Runs the HTTP server (and the gRPC listener, when configured) that `crate::app` assembles:
+//! serves them, loads models in the background, watches policies and templates for reloads,
+//! drains on shutdown.
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -69,6 +70,8 @@ pub fn start_with(
     stores: Stores,
 ) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
+    // Bound before anything is spawned: a port in use refuses to start, leaving nothing behind.
+    let grpc_listener = config.server.grpc_listen.map(bind).transpose()?;
     let grace = config.server.shutdown_grace;
     let watch = config.policies.as_ref().filter(|p| p.watch).cloned();
     let watch_prompts = config.prompts.as_ref().filter(|p| p.watch).cloned();
@@ -132,8 +135,8 @@ pub fn start_with(
             .await;
     });
     let (tx, mut rx) = watch::channel(false);
-    let grpc = match state.config.server.grpc_listen {
-        Some(at) => Some(serve_grpc(state.clone(), bind(at)?, rx.clone())?),
+    let grpc = match grpc_listener {
+        Some(l) => Some(serve_grpc(state.clone(), l, rx.clone())?),
         None => None,
     };
     let grpc_addr = grpc.as_ref().map(|g| g.0);

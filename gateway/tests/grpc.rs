@@ -530,3 +530,21 @@ async fn a_stream_asks_a_remote_upstream_to_stream() {
     let whole = client.chat(ask("up", "hi", 16)).await.unwrap().into_inner();
     assert_eq!(whole.content, "Hello from the mock upstream.");
 }
+
+#[tokio::test]
+async fn a_grpc_port_in_use_refuses_to_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\n  grpc_listen: 127.0.0.1:{port}\nmodels:\n  - id: up\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\n"
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = gateway::server::start(config(&yaml), l)
+        .err()
+        .expect("a taken port refuses to start");
+    assert!(
+        err.to_string()
+            .contains(&format!("gRPC listener 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
