@@ -1,6 +1,7 @@
 //! The audit layer, outermost in the domain stack (DESIGN.md): one record per chat request
 //! or batch item, written once its answer has ended (completed, blocked, failed, or dropped
-//! by a client that went away), with everything the inner layers noted on the way.
+//! by a client that went away), with everything the inner layers noted on the way. The drift
+//! monitor gets the same record's features (`crate::drift`), audit log or not.
 
 use std::pin::Pin;
 use std::sync::Arc;
