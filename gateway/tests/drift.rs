@@ -197,3 +197,36 @@ async fn a_shifted_replay_crosses_the_threshold_and_an_unshifted_one_does_not() 
     assert_eq!(verdict(&after, "script"), "shifted", "{after}");
     assert_eq!(verdict(&after, "prompt_tokens"), "shifted", "{after}");
 }
+
+#[tokio::test]
+async fn sampled_prompt_embeddings_move_with_the_topic() {
+    let upstream = start_counting_upstream();
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: soc\n    backend: remote\n    base_url: http://{upstream}/v1\n\
+         \x20 - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: ../models/all-minilm-l6-v2\n\
+         drift:\n  reference_requests: 10\n  window_requests: 10\n  min_requests: 10\n  embeddings: {{model: all-minilm-l6-v2, sample_every: 1}}\n"
+    );
+    let addr = start(config(&yaml));
+    wait_ready(addr, Duration::from_secs(60));
+    let alerts: Vec<String> = alerts().into_iter().take(10).collect();
+    let shift = |v: &Value| v["models"][0]["embedding_shift"].as_f64();
+    replay(addr, &alerts).await;
+    replay(addr, &alerts).await;
+    let same =
+        shift(&wait_counted(addr, 20).await).expect("a shift once both windows have embeddings");
+    assert!(same.abs() < 1e-6, "the same prompts: {same}");
+    let recipes: Vec<String> = (0..10)
+        .map(|i| {
+            format!("Recipe {i}: how long should I bake a lemon cake, and at what temperature?")
+        })
+        .collect();
+    replay(addr, &recipes).await;
+    let moved = shift(&wait_counted(addr, 30).await).unwrap();
+    assert!(moved > 0.05, "alerts then cake recipes: {moved}");
+    let scraped = metric(
+        addr,
+        r#"gatehouse_drift_embedding_shift{model="soc",template=""}"#,
+    )
+    .await;
+    assert!((scraped - moved).abs() < 1e-9, "{scraped} vs {moved}");
+}
