@@ -254,8 +254,36 @@ fn pct(v: &[Duration], p: f64) -> f64 {
     v[i].as_secs_f64() * 1e3
 }
 
+/// The work only the gRPC door does per chat call: the message written as the OpenAI body it
+/// stands for and parsed by the HTTP API's parser (p50 and p99 in µs).
+fn conversion_cost() -> (f64, f64) {
+    let req = pb::ChatRequest {
+        model: "mock".into(),
+        messages: vec![pb::Message {
+            role: "user".into(),
+            content: "Hello".into(),
+            ..Default::default()
+        }],
+        max_tokens: Some(16),
+        ..Default::default()
+    };
+    let mut lat = Vec::with_capacity(100_000);
+    for _ in 0..100_000 {
+        let t = Instant::now();
+        let body = serde_json::to_vec(&gateway::grpc::convert::chat_body(req.clone())).unwrap();
+        std::hint::black_box(gateway::api::parse::chat_request(&body, "id").unwrap());
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    (pct(&lat, 0.5) * 1e3, pct(&lat, 0.99) * 1e3)
+}
+
 fn main() {
     let secs = env_or("GRPC_BENCH_SECS", 10);
+    let (c50, c99) = conversion_cost();
+    println!(
+        "gRPC-only work per chat call (message -> OpenAI JSON -> the HTTP parser): p50 {c50:.2} µs, p99 {c99:.2} µs"
+    );
     let concurrency = env_or("GRPC_BENCH_CONCURRENCY", 8) as usize;
     let mock = start_mock();
     let canned = start_canned_grpc();
