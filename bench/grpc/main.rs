@@ -190,6 +190,20 @@ async fn clients(addr: SocketAddr, n: usize) -> Vec<InferenceClient<tonic::trans
     out
 }
 
+/// The chat request every gRPC row sends (the HTTP rows send the same as JSON).
+fn hello() -> pb::ChatRequest {
+    pb::ChatRequest {
+        model: "mock".into(),
+        messages: vec![pb::Message {
+            role: "user".into(),
+            content: "Hello".into(),
+            ..Default::default()
+        }],
+        max_tokens: Some(16),
+        ..Default::default()
+    }
+}
+
 async fn once(call: Call, t: &Targets, i: usize) {
     match call {
         Call::Http { gateway, stream } => {
@@ -201,16 +215,7 @@ async fn once(call: Call, t: &Targets, i: usize) {
         }
         Call::Grpc { gateway, stream } => {
             let mut c = if gateway { &t.gateway } else { &t.canned }[i].clone();
-            let req = pb::ChatRequest {
-                model: "mock".into(),
-                messages: vec![pb::Message {
-                    role: "user".into(),
-                    content: "Hello".into(),
-                    ..Default::default()
-                }],
-                max_tokens: Some(16),
-                ..Default::default()
-            };
+            let req = hello();
             if stream {
                 let mut s = c.chat_stream(req).await.unwrap().into_inner();
                 while let Some(m) = s.next().await {
@@ -257,16 +262,7 @@ fn pct(v: &[Duration], p: f64) -> f64 {
 /// The work only the gRPC door does per chat call: the message written as the OpenAI body it
 /// stands for and parsed by the HTTP API's parser (p50 and p99 in µs).
 fn conversion_cost() -> (f64, f64) {
-    let req = pb::ChatRequest {
-        model: "mock".into(),
-        messages: vec![pb::Message {
-            role: "user".into(),
-            content: "Hello".into(),
-            ..Default::default()
-        }],
-        max_tokens: Some(16),
-        ..Default::default()
-    };
+    let req = hello();
     let mut lat = Vec::with_capacity(100_000);
     for _ in 0..100_000 {
         let t = Instant::now();

@@ -25,9 +25,7 @@ struct Server {
 }
 
 fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gh-audit-{name}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::temp_dir(&format!("gh-audit-{name}"))
 }
 
 fn server() -> &'static Server {

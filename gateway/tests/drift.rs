@@ -112,7 +112,7 @@ fn rfc3339(ms: i64) -> String {
 #[tokio::test]
 async fn a_shifted_replay_crosses_the_threshold_and_an_unshifted_one_does_not() {
     let upstream = start_counting_upstream();
-    let audit = std::env::temp_dir().join(format!("gh-drift-{}", uuid::Uuid::new_v4()));
+    let audit = temp_dir("gh-drift");
     let yaml = format!(
         "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: soc\n    backend: remote\n    base_url: http://{upstream}/v1\n\
          drift:\n  reference_requests: {WINDOW}\n  window_requests: {WINDOW}\n  min_requests: {WINDOW}\n\

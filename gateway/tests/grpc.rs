@@ -31,9 +31,7 @@ struct Server {
 }
 
 fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("gh-grpc-{name}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    temp_dir(&format!("gh-grpc-{name}"))
 }
 
 fn server() -> &'static Server {

@@ -78,7 +78,7 @@ impl CallContext {
                 .to_string(),
             route,
             api_key: bearer_token(headers).map(|t| format!("sha256:{}", crate::auth::hash_key(t))),
-            principal: extensions.get::<Authenticated>().and_then(|c| c.0.clone()),
+            principal: Authenticated::of(extensions).0,
             meter: extensions.get::<TokenMeter>().cloned(),
             audit_slot: extensions
                 .get::<crate::audit::SlotCell>()

@@ -19,6 +19,13 @@ pub fn repo() -> PathBuf {
     crate_dir.parent().expect("workspace root").to_path_buf()
 }
 
+/// A new, empty directory under the system's temp dir, `{prefix}-{uuid}`.
+pub fn temp_dir(prefix: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// Parses `yaml` as if it were a file in `config/` (so `../models/...` resolves).
 pub fn config(yaml: &str) -> Config {
     config_with_env(yaml, &[])
