@@ -2,6 +2,7 @@
 //! a final `Finished`; dropping the stream cancels the sequence.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -15,6 +16,46 @@ use crate::{EngineError, FinishReason, GenerationEvent, Usage};
 
 type Out = mpsc::UnboundedSender<Result<GenerationEvent, EngineError>>;
 
+/// A model's live sequences and the tokens their KV caches hold, summed over them.
+#[derive(Debug, Default)]
+pub(crate) struct LiveCounts {
+    pub sequences: AtomicUsize,
+    pub kv_tokens: AtomicUsize,
+}
+
+/// One sequence's share of [`LiveCounts`], given back when the sequence ends (dropped).
+pub(crate) struct Live {
+    counts: Arc<LiveCounts>,
+    tokens: usize,
+}
+
+impl Live {
+    pub(crate) fn new(counts: Arc<LiveCounts>) -> Self {
+        counts.sequences.fetch_add(1, Ordering::Relaxed);
+        Self { counts, tokens: 0 }
+    }
+
+    /// The sequence now holds `tokens` (engine patch 0007 reports them on every chunk).
+    fn hold(&mut self, tokens: usize) {
+        let kv = &self.counts.kv_tokens;
+        if tokens >= self.tokens {
+            kv.fetch_add(tokens - self.tokens, Ordering::Relaxed);
+        } else {
+            kv.fetch_sub(self.tokens - tokens, Ordering::Relaxed);
+        }
+        self.tokens = tokens;
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.counts
+            .kv_tokens
+            .fetch_sub(self.tokens, Ordering::Relaxed);
+        self.counts.sequences.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Moves engine responses to the consumer, applying stop sequences. Returns (dropping the
 /// engine receiver, which cancels the sequence) when the consumer goes away.
 pub(crate) async fn forward(
@@ -22,6 +63,7 @@ pub(crate) async fn forward(
     out: Out,
     mut stop: StopMatcher,
     hook: Option<Arc<SpeculativeSequence>>,
+    mut live: Live,
 ) {
     let speculative = || hook.as_ref().map(|h| h.stats());
     let mut tokens = 0u64;
@@ -52,6 +94,9 @@ pub(crate) async fn forward(
         match resp {
             Response::Chunk(chunk) => {
                 tokens += 1;
+                if let Some(u) = &chunk.usage {
+                    live.hold(u.total_tokens);
+                }
                 let Some(choice) = chunk.choices.into_iter().next() else {
                     continue;
                 };
@@ -148,5 +193,31 @@ impl Stream for Generation {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_counts_follow_each_sequence_and_are_given_back() {
+        let counts = Arc::new(LiveCounts::default());
+        let mut a = Live::new(counts.clone());
+        let mut b = Live::new(counts.clone());
+        a.hold(100);
+        b.hold(40);
+        a.hold(101);
+        assert_eq!(counts.sequences.load(Ordering::Relaxed), 2);
+        assert_eq!(counts.kv_tokens.load(Ordering::Relaxed), 141);
+        // A sequence can shrink (a rejected speculative draft is rolled back).
+        a.hold(90);
+        assert_eq!(counts.kv_tokens.load(Ordering::Relaxed), 130);
+        drop(a);
+        assert_eq!(counts.sequences.load(Ordering::Relaxed), 1);
+        assert_eq!(counts.kv_tokens.load(Ordering::Relaxed), 40);
+        drop(b);
+        assert_eq!(counts.sequences.load(Ordering::Relaxed), 0);
+        assert_eq!(counts.kv_tokens.load(Ordering::Relaxed), 0);
     }
 }

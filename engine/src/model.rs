@@ -2,7 +2,7 @@
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use mistralrs::core::{
 use mistralrs::{Device, TextMessageRole, TextMessages};
 use tokio::sync::mpsc;
 
-use crate::generation::{forward, Generation};
+use crate::generation::{forward, Generation, Live, LiveCounts};
 use crate::sampler::SeededSampler;
 use crate::speculative::{AutoDecision, SpeculativeInfo, SpeculativeMode, SpeculativeSequence};
 use crate::stop::StopMatcher;
@@ -52,7 +52,8 @@ pub struct LocalModel {
     runner: Arc<MistralRs>,
     /// End-of-sequence tokens, kept out of reach by `Sampling::ignore_eos`.
     eos: Vec<u32>,
-    active: Arc<AtomicUsize>,
+    /// Live sequences and the tokens their KV caches hold.
+    live: Arc<LiveCounts>,
     max_seq_len: usize,
     speculative: Option<SpeculativeInfo>,
 }
@@ -276,7 +277,7 @@ impl LocalModel {
             id,
             runner,
             eos,
-            active: Arc::new(AtomicUsize::new(0)),
+            live: Arc::default(),
             max_seq_len,
             speculative: None,
         })
@@ -299,7 +300,14 @@ impl LocalModel {
 
     /// Generations whose engine sequence is still alive.
     pub fn active_sequences(&self) -> usize {
-        self.active.load(Ordering::SeqCst)
+        self.live.sequences.load(Ordering::Relaxed)
+    }
+
+    /// Tokens held in the KV caches of the live sequences (prompt and output so far). The
+    /// prefix cache's entries are not counted: mistral.rs keeps them besides, up to
+    /// `prefix_cache` sequences.
+    pub fn kv_cache_tokens(&self) -> usize {
+        self.live.kv_tokens.load(Ordering::Relaxed)
     }
 
     /// Tokens of the prompt `messages` make: the chat template applied, with the generation
@@ -437,16 +445,14 @@ impl LocalModel {
             .get_sender(Some(&self.id))
             .map_err(|e| EngineError::Internal(format!("{e:?}")))?;
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        self.active.fetch_add(1, Ordering::SeqCst);
-        let active = ActiveGuard(self.active.clone());
+        let live = Live::new(self.live.clone());
         let stop = StopMatcher::new(&sampling.stop);
         tokio::spawn(async move {
-            let _active = active;
             if sender.send(request).await.is_err() {
                 let _ = out_tx.send(Err(EngineError::EngineGone));
                 return;
             }
-            forward(rx, out_tx, stop, hook).await;
+            forward(rx, out_tx, stop, hook, live).await;
         });
         Ok(Generation::new(out_rx))
     }
@@ -512,13 +518,5 @@ impl mistralrs::core::CustomLogitsProcessor for BanTokens {
         }
         mistralrs::Tensor::from_vec(values, logits.shape(), logits.device())?
             .to_dtype(logits.dtype())
-    }
-}
-
-struct ActiveGuard(Arc<AtomicUsize>);
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

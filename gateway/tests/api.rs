@@ -399,6 +399,11 @@ async fn client_disconnect_stops_generation() {
         "finished before the disconnect: {seen}"
     );
     assert_eq!(metric(addr, active).await, 1.0);
+    // The live sequence's KV cache holds its prompt and the tokens streamed so far, and grows.
+    let kv = r#"gatehouse_model_kv_cache_tokens{model="smollm2-cancel"}"#;
+    let held = metric(addr, kv).await;
+    assert!(held > 20.0, "KV cache use {held} while streaming");
+    wait_metric(addr, kv, "KV cache use did not grow", |v| v > held).await;
     // A second request waits for the only slot, visible as queue depth.
     let queued = r#"gatehouse_queue_depth{model="smollm2-cancel"}"#;
     let waiter = tokio::spawn(async move {
@@ -429,6 +434,11 @@ async fn client_disconnect_stops_generation() {
     );
     wait_metric(addr, active, "engine sequences did not drain", |v| v == 0.0).await;
     assert_eq!(metric(addr, queued).await, 0.0);
+    assert_eq!(
+        metric(addr, kv).await,
+        0.0,
+        "KV cache use left after the sequences ended"
+    );
 }
 
 #[tokio::test]

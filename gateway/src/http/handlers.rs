@@ -349,7 +349,7 @@ pub async fn list_models(
             if let ModelState::Ready(b) = s.state() {
                 match b.as_ref() {
                     Backend::Local(local) => {
-                        if let Some(info) = local.model().speculative() {
+                        if let Some(info) = m.speculative() {
                             gatehouse["speculative"] = json!(info);
                         }
                     }
@@ -430,9 +430,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                     .set(capacity as i64);
                 state
                     .metrics
+                    .kv_tokens
+                    .with_label_values(&id)
+                    .set(m.kv_cache_tokens() as i64);
+                state
+                    .metrics
                     .engine_sequences
-                    .with_label_values(&[&slot.config.id])
-                    .set(local.model().active_sequences() as i64);
+                    .with_label_values(&id)
+                    .set(m.active_sequences() as i64);
                 if let Some(info) = local.model().speculative() {
                     state.metrics.speculative.publish(&slot.config.id, info);
                 }

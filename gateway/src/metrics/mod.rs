@@ -48,6 +48,8 @@ pub struct Metrics {
     pub weights_bytes: IntGaugeVec,
     /// Tokens the engine's KV cache can hold at once (context length x sequences), per model.
     pub kv_capacity_tokens: IntGaugeVec,
+    /// Tokens live sequences hold in the engine's KV cache, per model.
+    pub kv_tokens: IntGaugeVec,
     /// Speculative decoding, per model.
     pub speculative: SpeculativeMetrics,
     /// Guardrail policies.
@@ -181,6 +183,13 @@ impl Metrics {
             ),
             &["model"],
         ));
+        let kv_tokens = must(IntGaugeVec::new(
+            Opts::new(
+                "model_kv_cache_tokens",
+                "Tokens held in a local model's KV cache by its live sequences (prefix cache not counted).",
+            ),
+            &["model"],
+        ));
         let speculative = SpeculativeMetrics::new();
         let policy = PolicyMetrics::new();
         let shaping = ShapingMetrics::new();
@@ -200,6 +209,7 @@ impl Metrics {
             Box::new(engine_sequences.clone()),
             Box::new(weights_bytes.clone()),
             Box::new(kv_capacity_tokens.clone()),
+            Box::new(kv_tokens.clone()),
         ]
         .into_iter()
         .chain(speculative.collectors())
@@ -227,6 +237,7 @@ impl Metrics {
             engine_sequences,
             weights_bytes,
             kv_capacity_tokens,
+            kv_tokens,
             speculative,
             policy,
             shaping,

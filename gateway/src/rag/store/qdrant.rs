@@ -29,7 +29,8 @@ use super::{
 };
 use crate::rag::keywords;
 use wire::{
-    decode_payload, is_protocol_mismatch, num_id, shape, tenant_filter, to_payload, ChunkKey, Shape,
+    decode_payload, is_protocol_mismatch, is_unserved_read, num_id, shape, tenant_filter,
+    to_payload, ChunkKey, Shape,
 };
 
 mod wire;
@@ -45,6 +46,8 @@ const PAGE: u32 = 256;
 const UPSERT_BATCH: usize = 256;
 /// Collections inspected at once by `collections()`.
 const LIST_CONCURRENCY: usize = 4;
+/// Retries of a read the server could not route to any replica (first wait 50 ms, doubling).
+const READ_RETRIES: u32 = 4;
 
 /// Vector store on a remote Qdrant server, reached over gRPC.
 ///
@@ -138,6 +141,11 @@ impl QdrantStore {
                 "Qdrant at {} refused the request: {msg} (is the API key in `rag.api_key_env` the server's?)",
                 self.url
             )),
+            // No replica of a shard could answer: a peer is down, or (on one node) the
+            // optimizer held the shard at that moment. Either way, worth retrying later.
+            Code::Internal if is_unserved_read(msg) => {
+                StoreError::Unavailable(format!("Qdrant at {}: {msg}", self.url))
+            }
             // qdrant-client wraps failed (re)connects in `Internal`, not `Unavailable`.
             Code::Internal if msg.starts_with("Failed to connect") => {
                 StoreError::Unavailable(format!("cannot reach Qdrant at {}: {msg}", self.url))
@@ -155,6 +163,29 @@ impl QdrantStore {
         }
     }
 
+    /// Runs an idempotent read, retrying it briefly while the server reports that no
+    /// replica could serve it, so that a search during segment optimization does not fail.
+    async fn read<T, F, Fut>(&self, mut call: F) -> Result<T, QdrantError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, QdrantError>>,
+    {
+        let mut wait = Duration::from_millis(50);
+        for _ in 0..READ_RETRIES {
+            match call().await {
+                Err(QdrantError::ResponseError { status })
+                    if status.code() == Code::Internal && is_unserved_read(status.message()) =>
+                {
+                    tracing::debug!(url = %self.url, error = status.message(), "retrying a Qdrant read");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                done => return done,
+            }
+        }
+        call().await
+    }
+
     fn forget(&self, collection: &str) {
         let mut shapes = self.shapes.write().unwrap_or_else(PoisonError::into_inner);
         shapes.remove(collection);
@@ -167,7 +198,7 @@ impl QdrantStore {
 
     /// The collection's info, or `None` if it does not exist.
     async fn info(&self, collection: &str) -> Result<Option<RemoteInfo>, StoreError> {
-        match self.client.collection_info(collection).await {
+        match self.read(|| self.client.collection_info(collection)).await {
             Ok(response) => Ok(response.result),
             Err(e) => match self.error(Some(collection), e) {
                 StoreError::NoSuchCollection(_) => Ok(None),
@@ -256,9 +287,9 @@ impl QdrantStore {
         if let Some(filter) = filter {
             request = request.filter(filter);
         }
+        let request = request.build();
         let response = self
-            .client
-            .count(request)
+            .read(|| self.client.count(request.clone()))
             .await
             .map_err(|e| self.error(Some(collection), e))?;
         Ok(response.result.map_or(0, |r| r.count as usize))
@@ -446,9 +477,9 @@ impl VectorStore for QdrantStore {
                 if let Some(offset) = offset.take() {
                     request = request.offset(offset);
                 }
+                let request = request.build();
                 let page = self
-                    .client
-                    .scroll(request)
+                    .read(|| self.client.scroll(request.clone()))
                     .await
                     .map_err(|e| self.error(Some(collection), e))?;
                 for point in page.result {
@@ -615,9 +646,9 @@ impl QdrantStore {
                     .query(fusion);
             }
         }
+        let request = request.build();
         let response = self
-            .client
-            .query(request)
+            .read(|| self.client.query(request.clone()))
             .await
             .map_err(|e| self.error(Some(collection), e))?;
         response

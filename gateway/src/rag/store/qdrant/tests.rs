@@ -343,3 +343,21 @@ async fn the_api_key_is_sent_and_a_wrong_one_is_named() {
     // Dropped before the server, so the collection is dropped while it still runs.
     drop(keyed);
 }
+
+#[test]
+fn unserved_reads_are_unavailable_and_other_internal_errors_are_not() {
+    let store = QdrantStore::connect("http://127.0.0.1:1", None, Duration::from_secs(1)).unwrap();
+    // What Qdrant 1.18 answered a count while it was indexing (seen in CI).
+    let busy = tonic::Status::internal("Service internal error: 0 of 0 read operations failed");
+    let peer_down = tonic::Status::internal(
+        "Service internal error: 1 of 1 read operations failed:\n  Service internal error: \
+         Tonic status error: code: 'The service is currently unavailable'",
+    );
+    for status in [busy, peer_down] {
+        let err = store.error(Some("c"), QdrantError::ResponseError { status });
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    }
+    let other = tonic::Status::internal("Service internal error: segment is broken");
+    let err = store.error(Some("c"), QdrantError::ResponseError { status: other });
+    assert!(matches!(err, StoreError::Backend(_)), "{err}");
+}

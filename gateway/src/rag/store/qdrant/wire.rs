@@ -40,6 +40,12 @@ pub(super) fn is_protocol_mismatch(code: Code, msg: &str) -> bool {
         || msg.contains("transport error")
 }
 
+/// Qdrant's "N of M read operations failed": no replica of a shard could answer the read
+/// (its peer is down, or on a single node the shard was busy being optimized).
+pub(super) fn is_unserved_read(msg: &str) -> bool {
+    msg.contains(" read operations failed")
+}
+
 /// What the store needs to know of a collection to write and search it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Shape {
