@@ -444,6 +444,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             }
         }
     }
+    state.metrics.gpu.refresh();
     let mut resp = Response::new(Body::from(state.metrics.render()));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

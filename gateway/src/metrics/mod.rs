@@ -4,6 +4,7 @@
 mod audit;
 mod drift;
 mod fleet;
+mod gpu;
 mod policy;
 mod shaping;
 mod speculative;
@@ -11,6 +12,7 @@ mod speculative;
 pub use audit::AuditMetrics;
 pub use drift::DriftMetrics;
 pub use fleet::FleetMetrics;
+pub use gpu::GpuMetrics;
 pub use policy::PolicyMetrics;
 pub use shaping::ShapingMetrics;
 pub use speculative::SpeculativeMetrics;
@@ -62,6 +64,8 @@ pub struct Metrics {
     pub audit: AuditMetrics,
     /// Drift of traffic per model and template.
     pub drift: DriftMetrics,
+    /// GPU memory and utilisation (NVML builds).
+    pub gpu: GpuMetrics,
     /// Every metric's name, for checks such as the Grafana dashboard's.
     names: Vec<String>,
 }
@@ -195,6 +199,7 @@ impl Metrics {
         let shaping = ShapingMetrics::new();
         let fleet = FleetMetrics::new();
         let drift = DriftMetrics::new();
+        let gpu = GpuMetrics::new();
         let mut names = Vec::new();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -218,6 +223,7 @@ impl Metrics {
         .chain(fleet.collectors())
         .chain(audit.collectors())
         .chain(drift.collectors())
+        .chain(gpu.collectors())
         .chain(process_collector())
         {
             names.extend(c.desc().iter().map(|d| format!("gatehouse_{}", d.fq_name)));
@@ -244,6 +250,7 @@ impl Metrics {
             fleet,
             audit,
             drift,
+            gpu,
             names,
         }
     }
