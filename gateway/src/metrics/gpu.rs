@@ -86,7 +86,11 @@ impl GpuMetrics {
     }
 
     #[cfg(feature = "nvml")]
-    fn read(&self, nvml: &nvml_wrapper::Nvml, index: u32) -> Result<(), nvml_wrapper::error::NvmlError> {
+    fn read(
+        &self,
+        nvml: &nvml_wrapper::Nvml,
+        index: u32,
+    ) -> Result<(), nvml_wrapper::error::NvmlError> {
         let device = nvml.device_by_index(index)?;
         let name = device.name()?;
         let memory = device.memory_info()?;
