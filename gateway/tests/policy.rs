@@ -404,3 +404,84 @@ async fn hot_reload_swaps_valid_edits_and_keeps_the_old_policy_on_bad_ones() {
     )
     .await;
 }
+
+/// Publishes `files` in `dir` the way the kubelet updates a mounted ConfigMap: into a fresh
+/// hidden directory, switched in by renaming a `..data` symlink over the old one, with the
+/// visible names symlinks through `..data`; the previous generation is then removed.
+fn publish_configmap(dir: &std::path::Path, generation: u32, files: &[(&str, &str)]) {
+    use std::os::unix::fs::symlink;
+    let name = format!("..2026_12_07_00_00_00.{generation}");
+    for (path, text) in files {
+        let file = dir.join(&name).join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    symlink(&name, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for (path, _) in files {
+        let top = path.split('/').next().unwrap();
+        if std::fs::symlink_metadata(dir.join(top)).is_err() {
+            symlink(format!("..data/{top}"), dir.join(top)).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let n = entry.file_name().to_string_lossy().into_owned();
+        if n.starts_with("..20") && n != name {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn policies_mounted_from_a_configmap_reload_on_its_symlink_swap() {
+    let dir = common::temp_dir("gatehouse-configmap");
+    let blocks = |word: &str| {
+        format!(
+            "id: cm\ndefault: true\nrules:\n  - id: topic\n    kind: deny_topics\n    keywords: [{word}]\n    action: block\n"
+        )
+    };
+    publish_configmap(&dir, 1, &[("cm.yaml", &blocks("banana"))]);
+    let echo = start_echo();
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: echo-chat\n    backend: remote\n    base_url: http://{echo}/v1\npolicies:\n  dir: {}\n  poll_interval_ms: 100\n",
+        dir.display()
+    );
+    let addr = start(common::config(&yaml));
+    wait_ready(addr, Duration::from_secs(30));
+    let status = |word: &'static str| async move {
+        reqwest::Client::new()
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .json(&json!({"model": "echo-chat", "messages": [{"role": "user", "content": format!("a {word} please")}]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("banana").await, 403);
+    assert_eq!(status("cherry").await, 200);
+
+    // The ConfigMap changes: the kubelet swaps `..data` to a new generation.
+    publish_configmap(&dir, 2, &[("cm.yaml", &blocks("cherry"))]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status("cherry").await != 403 {
+        assert!(Instant::now() < deadline, "the swapped ConfigMap was not loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status("banana").await, 200);
+
+    // A broken ConfigMap is rejected and the policy in force stays.
+    publish_configmap(&dir, 3, &[("cm.yaml", "id: cm\nrules: [oops\n")]);
+    common::wait_metric(
+        addr,
+        "gatehouse_policy_reloads_total{result=\"rejected\"}",
+        "the broken ConfigMap was not rejected",
+        |v| v >= 1.0,
+    )
+    .await;
+    assert_eq!(status("cherry").await, 403);
+    let _ = std::fs::remove_dir_all(&dir);
+}
