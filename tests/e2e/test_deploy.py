@@ -19,11 +19,12 @@ K8S = ROOT / "deploy" / "kubernetes"
 VENV_BIN = Path(os.environ.get("GATEHOUSE_DEPLOY_TOOLS", ROOT / ".venv-deploy" / "bin"))
 KUBERNETES_VERSION = "1.30"
 
-# Each rendering a user can apply: the gateway tier alone, the production overlay (engines,
-# KEDA, monitoring), and the Prometheus-adapter alternative to KEDA.
+# Each rendering a user can apply: the gateway tier alone, and the production overlays
+# (engines and monitoring, scaled by KEDA or by an HPA on prometheus-adapter's metric).
 RENDERINGS = {
     "base": K8S / "base",
     "production": K8S / "overlays" / "production",
+    "adapter": K8S / "overlays" / "production-adapter",
 }
 
 
@@ -40,18 +41,8 @@ def rendered(tmp_path_factory):
     """name -> (path of the rendered YAML, its objects)."""
     assert shutil.which("kubectl"), "kubectl (for `kubectl kustomize`) is not installed"
     out_dir = tmp_path_factory.mktemp("rendered")
-    # The adapter alternative: base + engines + the HPA component, in a throwaway overlay.
-    adapter = out_dir / "adapter-overlay"
-    adapter.mkdir()
-    (adapter / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": [os.path.relpath(K8S / "base", adapter)],
-        "components": [os.path.relpath(K8S / "components" / c, adapter)
-                       for c in ("engine", "prometheus-adapter")],
-    }))
     result = {}
-    for name, path in {**RENDERINGS, "adapter": adapter}.items():
+    for name, path in RENDERINGS.items():
         text, objects = kustomize(path)
         file = out_dir / name / "rendered.yaml"
         file.parent.mkdir()
