@@ -468,7 +468,10 @@ async fn policies_mounted_from_a_configmap_reload_on_its_symlink_swap() {
     publish_configmap(&dir, 2, &[("cm.yaml", &blocks("cherry"))]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while status("cherry").await != 403 {
-        assert!(Instant::now() < deadline, "the swapped ConfigMap was not loaded");
+        assert!(
+            Instant::now() < deadline,
+            "the swapped ConfigMap was not loaded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status("banana").await, 200);

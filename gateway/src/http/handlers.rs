@@ -349,7 +349,7 @@ pub async fn list_models(
             if let ModelState::Ready(b) = s.state() {
                 match b.as_ref() {
                     Backend::Local(local) => {
-                        if let Some(info) = m.speculative() {
+                        if let Some(info) = local.model().speculative() {
                             gatehouse["speculative"] = json!(info);
                         }
                     }

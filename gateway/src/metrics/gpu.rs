@@ -7,6 +7,7 @@ use prometheus::core::Collector;
 use prometheus::{GaugeVec, IntGaugeVec, Opts};
 
 /// Per-GPU gauges and, in `nvml` builds, the driver they are read from.
+#[derive(Clone)]
 pub struct GpuMetrics {
     /// Bytes of device memory in use (by any process).
     pub memory_used_bytes: IntGaugeVec,
@@ -15,7 +16,17 @@ pub struct GpuMetrics {
     /// Share of the last sample period in which a kernel ran, 0 to 1.
     pub utilization_ratio: GaugeVec,
     #[cfg(feature = "nvml")]
-    nvml: Option<nvml_wrapper::Nvml>,
+    nvml: Option<std::sync::Arc<nvml_wrapper::Nvml>>,
+}
+
+impl std::fmt::Debug for GpuMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[cfg(feature = "nvml")]
+        let driver = self.nvml.is_some();
+        #[cfg(not(feature = "nvml"))]
+        let driver = false;
+        f.debug_struct("GpuMetrics").field("nvml", &driver).finish()
+    }
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -55,7 +66,8 @@ impl GpuMetrics {
                 .inspect_err(|e| {
                     tracing::warn!(error = %e, "NVML is unavailable: no GPU metrics will be reported");
                 })
-                .ok(),
+                .ok()
+                .map(std::sync::Arc::new),
         }
     }
 
