@@ -5,7 +5,8 @@
 //! "added" is what the gateway adds behind each door.
 //!
 //! `cargo bench --workspace --bench grpc` (`GRPC_BENCH_SECS`, default 10 rounds of one second
-//! per row; `GRPC_BENCH_CONCURRENCY`, default 8). The mock, the gateway and the callers run on runtimes of their own, in one
+//! per row; `GRPC_BENCH_CONCURRENCY`, default 8; `GRPC_BENCH_CANNED_WORKERS`, default 1: the
+//! canned server's runtime threads, 2 to match the gateway's). The mock, the gateway and the callers run on runtimes of their own, in one
 //! process, on the same cores: the ratios are the result, not the absolute figures.
 
 use std::net::SocketAddr;
@@ -121,9 +122,11 @@ impl pb::inference_server::Inference for Canned {
     }
 }
 
-fn start_canned_grpc() -> SocketAddr {
+/// The canned server on `workers` runtime threads: 1 (current-thread, the cheapest transport),
+/// or 2 like the gateway's, whose HTTP/2 streams then hop between worker threads.
+fn start_canned_grpc(workers: usize) -> SocketAddr {
     use axum::serve::ListenerExt;
-    runtime_thread(1, || {
+    runtime_thread(workers, || {
         Box::pin(async {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap();
@@ -282,7 +285,9 @@ fn main() {
     );
     let concurrency = env_or("GRPC_BENCH_CONCURRENCY", 8) as usize;
     let mock = start_mock();
-    let canned = start_canned_grpc();
+    let canned_workers = env_or("GRPC_BENCH_CANNED_WORKERS", 1) as usize;
+    println!("canned gRPC server on {canned_workers} runtime thread(s); the gateway on 2");
+    let canned = start_canned_grpc(canned_workers);
     let (http_addr, grpc_addr) = start_gateway(mock);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
