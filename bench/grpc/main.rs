@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --workspace --bench grpc` (`GRPC_BENCH_SECS`, default 10 rounds of one second
 //! per row; `GRPC_BENCH_CONCURRENCY`, default 8; `GRPC_BENCH_CANNED_WORKERS`, default 1: the
-//! canned server's runtime threads, 2 to match the gateway's). The mock, the gateway and the callers run on runtimes of their own, in one
+//! canned server's runtime threads, 2 to match the gateway's; `GRPC_BENCH_ONLY=unary|streamed`:
+//! only those rows, e.g. under a profiler). The mock, the gateway and the callers run on runtimes of their own, in one
 //! process, on the same cores: the ratios are the result, not the absolute figures.
 
 use std::net::SocketAddr;
@@ -303,7 +304,7 @@ fn main() {
             gateway: clients(grpc_addr, concurrency).await,
         });
         // Pairs: the protocol's transport alone, then through the gateway.
-        let rows: [(&str, Call); 8] = [
+        let all: [(&str, Call); 8] = [
             (
                 "HTTP, mock direct",
                 Call::Http {
@@ -361,9 +362,19 @@ fn main() {
                 },
             ),
         ];
+        // GRPC_BENCH_ONLY=unary|streamed keeps those two pairs (to profile one path).
+        let only = std::env::var("GRPC_BENCH_ONLY").unwrap_or_default();
+        let rows: Vec<(&str, Call)> = all
+            .into_iter()
+            .filter(|(_, call)| match (only.as_str(), call) {
+                ("unary", Call::Http { stream, .. } | Call::Grpc { stream, .. }) => !stream,
+                ("streamed", Call::Http { stream, .. } | Call::Grpc { stream, .. }) => *stream,
+                _ => true,
+            })
+            .collect();
         // Warm connection pools and allocators on every path.
-        for (_, call) in rows {
-            run(call, t.clone(), concurrency, 1).await;
+        for (_, call) in &rows {
+            run(*call, t.clone(), concurrency, 1).await;
         }
         println!(
             "concurrency {concurrency}; every row for 1 s in turn, {secs} rounds (slow drifts of \
@@ -402,7 +413,12 @@ fn main() {
         println!();
         println!("| gRPC added / HTTP added | p50 | p99 |");
         println!("|---|---:|---:|");
-        for (name, g, h) in [("unary", 1, 0), ("streamed", 3, 2)] {
+        let pairs: &[(&str, usize, usize)] = match only.as_str() {
+            "unary" => &[("unary", 1, 0)],
+            "streamed" => &[("streamed", 1, 0)],
+            _ => &[("unary", 1, 0), ("streamed", 3, 2)],
+        };
+        for &(name, g, h) in pairs {
             println!(
                 "| {name} | {:.2}x | {:.2}x |",
                 added[g].0 / added[h].0,
