@@ -4,31 +4,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-
-/// Every `expr` of every panel, rows included.
-fn exprs(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            for (k, v) in m {
-                match (k.as_str(), v) {
-                    ("expr", Value::String(s)) => out.push(s.clone()),
-                    _ => exprs(v, out),
-                }
-            }
-        }
-        Value::Array(a) => a.iter().for_each(|v| exprs(v, out)),
-        _ => {}
-    }
-}
-
 #[test]
 fn every_metric_in_the_dashboard_is_exported() {
-    let path = common::repo().join("deploy/grafana/gatehouse.json");
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut all = Vec::new();
-    exprs(&dashboard, &mut all);
+    let all = common::dashboard_queries();
     assert!(all.len() >= 20, "only {} queries", all.len());
 
     let metrics = gateway::metrics::Metrics::new();

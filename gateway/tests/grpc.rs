@@ -497,12 +497,7 @@ async fn wait_record(dir: &std::path::Path, request_id: &str) -> Value {
 #[tokio::test]
 async fn a_stream_asks_a_remote_upstream_to_stream() {
     // The canned upstream answers a streamed request in two chunks, a plain one in one piece.
-    let upstream = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(mock_upstream::serve(l));
-        addr
-    };
+    let upstream = common::mock_upstream().await;
     let yaml = format!(
         "auth: none\nserver:\n  listen: 127.0.0.1:0\n  grpc_listen: 127.0.0.1:0\nmodels:\n  - id: up\n    backend: remote\n    base_url: http://{upstream}/v1\n"
     );

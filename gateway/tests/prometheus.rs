@@ -99,33 +99,9 @@ async fn api(http: &reqwest::Client, url: &str, path: &str, query: &[(&str, &str
     r.json().await.unwrap()
 }
 
-/// Every `expr` of the dashboard's panels.
-fn dashboard_queries() -> Vec<String> {
-    fn walk(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => m.iter().for_each(|(k, v)| match (k.as_str(), v) {
-                ("expr", Value::String(s)) => out.push(s.clone()),
-                _ => walk(v, out),
-            }),
-            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    let path = common::repo().join("deploy/grafana/gatehouse.json");
-    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut out = Vec::new();
-    walk(&dashboard, &mut out);
-    out
-}
-
 #[tokio::test]
 async fn prometheus_evaluates_every_rule_and_dashboard_query() {
-    let upstream = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(mock_upstream::serve(l));
-        addr
-    };
+    let upstream = common::mock_upstream().await;
     let yaml = format!(
         "auth: none\nserver:\n  listen: 127.0.0.1:0\ndrift:\n  reference_requests: 1\n  window_requests: 1\n  min_requests: 1\n\
          models:\n  - id: up\n    backend: remote\n    base_url: http://{upstream}/v1\n"
@@ -220,7 +196,7 @@ async fn prometheus_evaluates_every_rule_and_dashboard_query() {
     );
 
     // Every dashboard query and every rule expression, as instant queries.
-    let mut queries = dashboard_queries();
+    let mut queries = common::dashboard_queries();
     assert!(queries.len() >= 20, "{} dashboard queries", queries.len());
     queries.extend(
         rules

@@ -199,6 +199,37 @@ pub fn reassemble(body: &str) -> (String, String, Option<serde_json::Value>) {
     (text, finish, usage)
 }
 
+/// `bench/mock-upstream` (canned OpenAI answers, streamed in two chunks when asked) on a
+/// free port, served by the calling test's runtime.
+pub async fn mock_upstream() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(mock_upstream::serve(l));
+    addr
+}
+
+/// Every `expr` of the Grafana dashboard's panels, rows included.
+pub fn dashboard_queries() -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value;
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, v)| match (k.as_str(), v) {
+                ("expr", Value::String(s)) => out.push(s.clone()),
+                _ => walk(v, out),
+            }),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let path = repo().join("deploy/grafana/gatehouse.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dashboard =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = Vec::new();
+    walk(&dashboard, &mut out);
+    out
+}
+
 /// An OpenAI-compatible upstream that answers every chat request with `name` (not
 /// streamed), on its own runtime thread; for routing tests.
 pub fn start_named_upstream(name: &'static str) -> SocketAddr {
