@@ -1,6 +1,8 @@
 //! Redis, as the replicas' shared state (keys, rate limits, cache, routing).
 //!
-//! One lazily connected, self-reconnecting connection per process. Every call is bounded by
+//! One lazily connected, self-reconnecting connection per process, to one server or to a
+//! Redis Cluster (`redis.mode: cluster`: keys a script touches together share a hash tag,
+//! [`Kv::key_in_slot`]). Every call is bounded by
 //! `redis.timeout_ms`, so a stalled or stopped Redis never holds a request; a failure is
 //! counted per feature and logged once per outage (and once on recovery), not per request.
 
@@ -9,9 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 
-use crate::config::RedisConfig;
+use crate::config::{RedisConfig, RedisMode};
 use crate::metrics::Metrics;
 
 /// Which feature made a Redis call, for metrics and logs.
@@ -73,8 +77,62 @@ impl std::fmt::Debug for Kv {
     }
 }
 
+/// A connection to one server or to a cluster, as [`Kv::run`] hands it out; cloning shares it.
+#[derive(Clone)]
+pub enum Conn {
+    /// One server; reconnects by itself.
+    Single(ConnectionManager),
+    /// A Redis Cluster: each command goes to the node that owns its keys' slot, following
+    /// slot moves and failovers.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How connections are made.
+enum Connector {
+    Single(ConnectionManager),
+    /// Connected at the first call (it needs a runtime and a reachable seed node), and again
+    /// at the next call after a failed attempt; afterwards redis-rs follows slot moves and
+    /// failovers itself (`gateway/tests/redis_cluster.rs` kills a master under load).
+    Cluster {
+        client: ClusterClient,
+        conn: tokio::sync::OnceCell<ClusterConnection>,
+    },
+}
+
 struct Inner {
-    conn: ConnectionManager,
+    conn: Connector,
+    cluster: bool,
     timeout: Duration,
     prefix: String,
     /// Set after a failure, cleared by the next success (for once-per-outage logs).
@@ -85,22 +143,43 @@ struct Inner {
 impl Kv {
     /// A client for `cfg`; connects on first use. Call within a Tokio runtime.
     pub fn new(cfg: &RedisConfig, metrics: Option<Arc<Metrics>>) -> Result<Self, KvError> {
-        let client =
-            redis::Client::open(cfg.url.as_str()).map_err(|e| KvError::Redis(e.to_string()))?;
-        // Reconnection is retried on the next call rather than in a long backoff loop, so
-        // recovery is noticed as soon as Redis answers again.
-        let mcfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(cfg.timeout))
-            .set_response_timeout(Some(cfg.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(100));
-        let conn = ConnectionManager::new_lazy_with_config(client, mcfg)
-            .map_err(|e| KvError::Redis(e.to_string()))?;
+        let conn = match cfg.mode {
+            RedisMode::Standalone => {
+                let client = redis::Client::open(cfg.nodes[0].as_str())
+                    .map_err(|e| KvError::Redis(e.to_string()))?;
+                // Reconnection is retried on the next call rather than in a long backoff
+                // loop, so recovery is noticed as soon as Redis answers again.
+                let mcfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(cfg.timeout))
+                    .set_response_timeout(Some(cfg.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(100));
+                Connector::Single(
+                    ConnectionManager::new_lazy_with_config(client, mcfg)
+                        .map_err(|e| KvError::Redis(e.to_string()))?,
+                )
+            }
+            RedisMode::Cluster => {
+                // Retries re-route a command after MOVED/ASK or a failover; each call stays
+                // bounded by `timeout` as a whole.
+                let client = ClusterClient::builder(cfg.nodes.iter().map(String::as_str))
+                    .connection_timeout(cfg.timeout)
+                    .response_timeout(cfg.timeout)
+                    .retries(2)
+                    .build()
+                    .map_err(|e| KvError::Redis(e.to_string()))?;
+                Connector::Cluster {
+                    client,
+                    conn: tokio::sync::OnceCell::new(),
+                }
+            }
+        };
         if let Some(m) = &metrics {
             m.fleet.redis_up.set(1);
         }
         Ok(Self(Arc::new(Inner {
             conn,
+            cluster: cfg.mode == RedisMode::Cluster,
             timeout: cfg.timeout,
             prefix: cfg.prefix.clone(),
             down: AtomicBool::new(false),
@@ -118,13 +197,49 @@ impl Kv {
         k
     }
 
+    /// `prefix:part:part...` for a key that a script uses together with others of the same
+    /// `slot`: in cluster mode `prefix:{slot}:part...`, so that they hash to one slot. One
+    /// server keeps the plain names (and the data stored under them).
+    pub fn key_in_slot(&self, slot: &str, parts: &[&str]) -> String {
+        if !self.0.cluster {
+            return self.key(parts);
+        }
+        let mut k = format!("{}:{{{slot}}}", self.0.prefix);
+        for p in parts {
+            k.push(':');
+            k.push_str(p);
+        }
+        k
+    }
+
+    /// Whether Redis is a cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.0.cluster
+    }
+
+    async fn connection(&self) -> redis::RedisResult<Conn> {
+        match &self.0.conn {
+            Connector::Single(c) => Ok(Conn::Single(c.clone())),
+            Connector::Cluster { client, conn } => {
+                let c = conn
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await?;
+                Ok(Conn::Cluster(c.clone()))
+            }
+        }
+    }
+
     /// Runs `f` on the connection within the timeout, recording the outcome for `feature`.
     pub async fn run<T, F, Fut>(&self, feature: Feature, f: F) -> Result<T, KvError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let res = match tokio::time::timeout(self.0.timeout, f(self.0.conn.clone())).await {
+        let call = async {
+            let conn = self.connection().await?;
+            f(conn).await
+        };
+        let res = match tokio::time::timeout(self.0.timeout, call).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(KvError::Redis(e.to_string())),
             Err(_) => Err(KvError::Timeout(self.0.timeout)),

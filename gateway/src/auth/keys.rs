@@ -64,12 +64,13 @@ impl RedisKeys {
         Self { kv, feature }
     }
 
+    // A key's record and the index are written together by one script: one cluster slot.
     fn record_key(&self, digest: &str) -> String {
-        self.kv.key(&["apikey", digest])
+        self.kv.key_in_slot("apikeys", &["apikey", digest])
     }
 
     fn index_key(&self) -> String {
-        self.kv.key(&["apikeys"])
+        self.kv.key_in_slot("apikeys", &["apikeys"])
     }
 
     /// The record of the key with this digest.

@@ -1,5 +1,10 @@
 //! The Redis store: `PREFIX:cache:<key>` with a TTL, and an index sorted by store time that
 //! caps the entry count (the oldest entries go first).
+//!
+//! In a Redis Cluster an entry and its index must share a slot, and one index for all
+//! entries would put the whole cache on one node: the keys are spread over
+//! [`CLUSTER_BUCKETS`] buckets by their first character, `PREFIX:{cache-B}:cache:<key>`, each
+//! with its own index capped at its share of `max_entries`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -29,8 +34,26 @@ return 1",
     )
 });
 
+/// Buckets of the cache in a Redis Cluster (a power of two up to 16: one hex digit).
+pub const CLUSTER_BUCKETS: usize = 16;
+
+/// The entry's key and its index's key.
+fn keys(kv: &Kv, key: &str) -> (String, String) {
+    if !kv.is_cluster() {
+        return (kv.key(&["cache", key]), kv.key(&["cache-index"]));
+    }
+    // Cache keys are hex digests: their first digit spreads them evenly.
+    let bucket =
+        key.chars().next().and_then(|c| c.to_digit(16)).unwrap_or(0) as usize % CLUSTER_BUCKETS;
+    let slot = format!("cache-{bucket:x}");
+    (
+        kv.key_in_slot(&slot, &["cache", key]),
+        kv.key_in_slot(&slot, &["cache-index"]),
+    )
+}
+
 pub(super) async fn get(kv: &Kv, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-    let k = kv.key(&["cache", key]);
+    let (k, _) = keys(kv, key);
     kv.run(Feature::Cache, |mut c| async move { c.get(k).await })
         .await
 }
@@ -42,7 +65,12 @@ pub(super) async fn put(
     ttl: Duration,
     max_entries: usize,
 ) -> Result<(), KvError> {
-    let (k, index) = (kv.key(&["cache", key]), kv.key(&["cache-index"]));
+    let (k, index) = keys(kv, key);
+    let max_entries = if kv.is_cluster() {
+        max_entries.div_ceil(CLUSTER_BUCKETS)
+    } else {
+        max_entries
+    };
     let mut inv = PUT.prepare_invoke();
     inv.key(k)
         .key(index)

@@ -279,8 +279,17 @@ fn describe_fleet(cfg: &Config) -> String {
     let redis = match &cfg.redis {
         // Host only: the URL may carry a password.
         Some(r) => format!(
-            "redis {} (prefix {}, timeout {:?})",
-            r.url.rsplit('@').next().unwrap_or_default(),
+            "redis {}{} (prefix {}, timeout {:?})",
+            if r.mode == crate::config::RedisMode::Cluster {
+                "cluster "
+            } else {
+                ""
+            },
+            r.nodes
+                .iter()
+                .map(|u| u.rsplit('@').next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(", "),
             r.prefix,
             r.timeout
         ),

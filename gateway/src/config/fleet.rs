@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::locate::Segment;
 use super::raw::{
     RawAuth, RawCache, RawCacheStore, RawCacheWhen, RawFailMode, RawKey, RawLimits, RawRedis,
-    RawRole, RawTenant,
+    RawRedisMode, RawRole, RawTenant,
 };
 use super::{key, Invalid, ModelConfig};
 
@@ -175,11 +175,22 @@ pub struct OnError {
     pub routing: FailMode,
 }
 
+/// How Redis is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisMode {
+    /// One server (or a proxy in front of several).
+    Standalone,
+    /// A Redis Cluster: keys that a script touches together share a hash tag.
+    Cluster,
+}
+
 /// `redis:` settings.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`.
-    pub url: String,
+    /// One server, or a Redis Cluster.
+    pub mode: RedisMode,
+    /// `redis://[user:password@]host:port[/db]`: the server, or the cluster's seed nodes.
+    pub nodes: Vec<String>,
     /// Time one Redis call may take, connecting included.
     pub timeout: Duration,
     /// Prefix of every key Gatehouse writes.
@@ -430,66 +441,109 @@ fn validate_limits(l: RawLimits, at: &[Segment]) -> Result<RateLimits, Invalid> 
     })
 }
 
+/// A Redis URL Gatehouse can use; the message never echoes it (it may carry a password).
+fn check_url(path: &[Segment], url: &str) -> Result<(), Invalid> {
+    let err = |m: &str| Err((path.to_vec(), m.to_string()));
+    if url.starts_with("rediss://") {
+        return err(
+            "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS \
+             tunnel (stunnel, a service mesh) and use redis://",
+        );
+    }
+    if !url.starts_with("redis://") {
+        return err("must start with redis://");
+    }
+    match ::redis::Client::open(url) {
+        Ok(_) => Ok(()),
+        Err(e) => err(&format!("not a Redis URL: {}", e.category())),
+    }
+}
+
 pub(super) fn validate_redis(
     raw: Option<RawRedis>,
     vars: &HashMap<String, String>,
 ) -> Result<Option<RedisConfig>, Invalid> {
     let Some(r) = raw else { return Ok(None) };
     let at = [Segment::Key("redis".into())];
-    let url = match (r.url, r.url_env) {
-        (Some(_), Some(_)) => {
+    let mode = match r.mode {
+        None | Some(RawRedisMode::Standalone) => RedisMode::Standalone,
+        Some(RawRedisMode::Cluster) => RedisMode::Cluster,
+    };
+    let from_env = |var: &String| {
+        vars.get(var).cloned().ok_or_else(|| {
+            (
+                key(&at, "url_env"),
+                format!("environment variable {var} is not set"),
+            )
+        })
+    };
+    let nodes: Vec<(Vec<Segment>, String)> = match (mode, r.url, r.url_env, r.urls) {
+        (_, Some(_), Some(_), _) => {
             return Err((
                 key(&at, "url_env"),
                 "give `url` or `url_env`, not both".into(),
             ))
         }
-        (Some(u), None) => u,
-        (None, Some(var)) => vars.get(&var).cloned().ok_or_else(|| {
-            (
-                key(&at, "url_env"),
-                format!("environment variable {var} is not set"),
-            )
-        })?,
-        (None, None) => "redis://127.0.0.1:6379".into(),
+        (RedisMode::Standalone, _, _, Some(_)) => {
+            return Err((
+                key(&at, "urls"),
+                "a list of nodes is for `mode: cluster`; one server takes `url`".into(),
+            ))
+        }
+        (RedisMode::Cluster, Some(_), _, Some(_)) | (RedisMode::Cluster, _, Some(_), Some(_)) => {
+            return Err((
+                key(&at, "urls"),
+                "give one of `url`, `url_env` and `urls`".into(),
+            ))
+        }
+        (_, Some(u), None, None) => vec![(key(&at, "url"), u)],
+        (RedisMode::Standalone, None, Some(var), None) => {
+            vec![(key(&at, "url_env"), from_env(&var)?)]
+        }
+        // A cluster's seed nodes from one variable: comma-separated URLs.
+        (RedisMode::Cluster, None, Some(var), None) => from_env(&var)?
+            .split(',')
+            .map(|u| (key(&at, "url_env"), u.trim().to_string()))
+            .collect(),
+        (RedisMode::Cluster, None, None, Some(urls)) if urls.is_empty() => {
+            return Err((key(&at, "urls"), "list at least one seed node".into()))
+        }
+        (RedisMode::Cluster, None, None, Some(urls)) => urls
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let mut path = key(&at, "urls");
+                path.push(Segment::Index(i));
+                (path, u)
+            })
+            .collect(),
+        (_, None, None, None) => vec![(key(&at, "url"), "redis://127.0.0.1:6379".into())],
     };
-    // The URL may carry a password: say what is wrong without echoing it.
-    if url.starts_with("rediss://") {
-        return Err((
-            key(&at, "url"),
-            "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS \
-             tunnel (stunnel, a service mesh) and use redis://"
-                .into(),
-        ));
+    for (path, url) in &nodes {
+        check_url(path, url)?;
     }
-    if !url.starts_with("redis://") {
-        return Err((key(&at, "url"), "must start with redis://".into()));
-    }
-    if let Err(e) = ::redis::Client::open(url.as_str()) {
-        return Err((
-            key(&at, "url"),
-            format!("not a Redis URL: {}", e.category()),
-        ));
-    }
+    let nodes = nodes.into_iter().map(|(_, u)| u).collect();
     let timeout = match r.timeout_ms.unwrap_or(250) {
         0 => return Err((key(&at, "timeout_ms"), "must be greater than 0".into())),
         ms => Duration::from_millis(ms),
     };
     let prefix = r.prefix.unwrap_or_else(|| "gatehouse".into());
     check_id(&prefix).map_err(|m| (key(&at, "prefix"), m))?;
-    let mode = |m: Option<RawFailMode>, default: FailMode| match m {
+    let fail = |m: Option<RawFailMode>, default: FailMode| match m {
         None => default,
         Some(RawFailMode::FailOpen) => FailMode::Open,
         Some(RawFailMode::FailClosed) => FailMode::Closed,
     };
     let e = r.on_error;
     let on_error = OnError {
-        auth: mode(e.as_ref().and_then(|e| e.auth), FailMode::Closed),
-        rate_limits: mode(e.as_ref().and_then(|e| e.rate_limits), FailMode::Open),
-        cache: mode(e.as_ref().and_then(|e| e.cache), FailMode::Open),
-        routing: mode(e.as_ref().and_then(|e| e.routing), FailMode::Open),
+        auth: fail(e.as_ref().and_then(|e| e.auth), FailMode::Closed),
+        rate_limits: fail(e.as_ref().and_then(|e| e.rate_limits), FailMode::Open),
+        cache: fail(e.as_ref().and_then(|e| e.cache), FailMode::Open),
+        routing: fail(e.as_ref().and_then(|e| e.routing), FailMode::Open),
     };
     Ok(Some(RedisConfig {
-        url,
+        mode,
+        nodes,
         timeout,
         prefix,
         on_error,

@@ -13,7 +13,7 @@ mod tools;
 
 pub use fleet::{
     check_id, hash_key, AuthConfig, CacheConfig, CacheStore, ConfigKey, FailMode, KeyRole, OnError,
-    RateLimits, RedisConfig, TenantConfig, Tenants,
+    RateLimits, RedisConfig, RedisMode, TenantConfig, Tenants,
 };
 pub use models::{
     BackendConfig, LocalEmbeddingConfig, LocalModelConfig, ModelConfig, RemoteModelConfig,

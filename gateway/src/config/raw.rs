@@ -161,8 +161,10 @@ pub struct RawLimits {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
+    pub mode: Option<RawRedisMode>,
     pub url: Option<String>,
     pub url_env: Option<String>,
+    pub urls: Option<Vec<String>>,
     pub timeout_ms: Option<u64>,
     pub prefix: Option<String>,
     pub on_error: Option<RawOnError>,
@@ -176,6 +178,14 @@ pub struct RawOnError {
     pub rate_limits: Option<RawFailMode>,
     pub cache: Option<RawFailMode>,
     pub routing: Option<RawFailMode>,
+}
+
+/// `redis.mode`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRedisMode {
+    Standalone,
+    Cluster,
 }
 
 /// What a feature does while Redis fails.

@@ -432,6 +432,53 @@ fn redis_and_cache_sections() {
 }
 
 #[test]
+fn redis_cluster_takes_seed_nodes_from_a_list_or_a_variable() {
+    let c = parse(
+        &format!("{REMOTE}redis:\n  mode: cluster\n  urls: [redis://10.0.0.1:7000, redis://10.0.0.2:7000]\n"),
+        &[],
+    )
+    .unwrap();
+    let r = c.redis.unwrap();
+    assert_eq!(r.mode, RedisMode::Cluster);
+    assert_eq!(r.nodes, ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    let c = parse(
+        &format!("{REMOTE}redis:\n  mode: cluster\n  url_env: SEEDS\n"),
+        &[("SEEDS", "redis://a:7000, redis://b:7000")],
+    )
+    .unwrap();
+    assert_eq!(c.redis.unwrap().nodes, ["redis://a:7000", "redis://b:7000"]);
+    let standalone = parse(&format!("{REMOTE}redis:\n  url: redis://a:6379\n"), &[]).unwrap();
+    assert_eq!(standalone.redis.unwrap().mode, RedisMode::Standalone);
+    for (extra, want) in [
+        (
+            "redis:\n  urls: [redis://a:1]\n",
+            ":8: redis.urls: a list of nodes is for `mode: cluster`",
+        ),
+        (
+            "redis:\n  mode: cluster\n  urls: []\n",
+            ":9: redis.urls: list at least one seed node",
+        ),
+        (
+            "redis:\n  mode: cluster\n  urls: [redis://a:1, http://b:2]\n",
+            ":9: redis.urls[1]: must start with redis://",
+        ),
+        (
+            "redis:\n  mode: cluster\n  url: redis://a:1\n  urls: [redis://b:2]\n",
+            "redis.urls: give one of `url`, `url_env` and `urls`",
+        ),
+        (
+            "redis:\n  mode: sharded\n",
+            ":8: redis.mode: unknown variant `sharded`",
+        ),
+    ] {
+        let err = parse(&format!("{REMOTE}{extra}"), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "want {want:?}, got {err}");
+    }
+}
+
+#[test]
 fn embedding_models_are_local_directories_without_chat_keys() {
     let model = |extra: &str, backend: &str, path: &str| {
         format!("models:\n  - id: e\n    backend: {backend}\n    kind: embedding\n    path: {path}\n{extra}")

@@ -149,7 +149,8 @@ mod tests {
         let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
         Kv::new(
             &RedisConfig {
-                url: "redis://127.0.0.1:6379".into(),
+                mode: crate::config::RedisMode::Standalone,
+                nodes: vec!["redis://127.0.0.1:6379".into()],
                 timeout: Duration::from_secs(2),
                 prefix,
                 on_error: OnError {

@@ -2,6 +2,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod qdrant;
+pub mod redis_cluster;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
