@@ -125,7 +125,7 @@ enum Connector {
     /// at the next call after a failed attempt; afterwards redis-rs follows slot moves and
     /// failovers itself (`gateway/tests/redis_cluster.rs` kills a master under load).
     Cluster {
-        client: ClusterClient,
+        client: Box<ClusterClient>,
         conn: tokio::sync::OnceCell<ClusterConnection>,
     },
 }
@@ -169,7 +169,7 @@ impl Kv {
                     .build()
                     .map_err(|e| KvError::Redis(e.to_string()))?;
                 Connector::Cluster {
-                    client,
+                    client: Box::new(client),
                     conn: tokio::sync::OnceCell::new(),
                 }
             }
