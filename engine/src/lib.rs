@@ -11,7 +11,7 @@ mod types;
 
 pub use embed::{check_pipeline, Embedder, EmbeddingSpec, Embeddings, BATCH_TOKENS};
 pub use generation::Generation;
-pub use model::{LocalModel, ModelSpec, DEFAULT_PREFIX_CACHE};
+pub use model::{LocalModel, ModelSpec, AUTO_MIN_GAIN, DEFAULT_PREFIX_CACHE};
 pub use sampler::{distribution, SeededSampler};
 pub use speculative::{
     verify as speculative_verify, AutoDecision, DraftSpec, SpeculativeInfo, SpeculativeMode,

@@ -66,7 +66,7 @@ const AUTO_PROMPT: &str =
 const AUTO_TOKENS: usize = 48;
 /// How much faster one stream must be with the draft for `auto` to keep it: a pair serves one
 /// sequence at a time, where the target alone batches `max_concurrent`, so a tie goes to plain.
-const AUTO_MIN_GAIN: f64 = 1.1;
+pub const AUTO_MIN_GAIN: f64 = 1.1;
 
 fn model_dtype(d: DType) -> ModelDType {
     match d {

@@ -132,7 +132,6 @@ enum Connector {
 
 struct Inner {
     conn: Connector,
-    cluster: bool,
     timeout: Duration,
     prefix: String,
     /// Set after a failure, cleared by the next success (for once-per-outage logs).
@@ -179,7 +178,6 @@ impl Kv {
         }
         Ok(Self(Arc::new(Inner {
             conn,
-            cluster: cfg.mode == RedisMode::Cluster,
             timeout: cfg.timeout,
             prefix: cfg.prefix.clone(),
             down: AtomicBool::new(false),
@@ -201,7 +199,7 @@ impl Kv {
     /// `slot`: in cluster mode `prefix:{slot}:part...`, so that they hash to one slot. One
     /// server keeps the plain names (and the data stored under them).
     pub fn key_in_slot(&self, slot: &str, parts: &[&str]) -> String {
-        if !self.0.cluster {
+        if !self.is_cluster() {
             return self.key(parts);
         }
         let mut k = format!("{}:{{{slot}}}", self.0.prefix);
@@ -214,7 +212,7 @@ impl Kv {
 
     /// Whether Redis is a cluster.
     pub fn is_cluster(&self) -> bool {
-        self.0.cluster
+        matches!(self.0.conn, Connector::Cluster { .. })
     }
 
     async fn connection(&self) -> redis::RedisResult<Conn> {

@@ -144,7 +144,12 @@ async fn speculative_model_reports_usage_metrics_and_state() {
         .as_f64()
         .unwrap();
     assert!(plain_tps > 0.0 && spec_tps > 0.0, "{auto}");
-    assert_eq!(auto["active"].as_bool(), Some(spec_tps > plain_tps));
+    // The draft is kept only when it is clearly faster (a near tie goes to plain).
+    assert_eq!(
+        auto["active"].as_bool(),
+        Some(spec_tps > plain_tps * engine::AUTO_MIN_GAIN),
+        "{auto}"
+    );
     let published = metric(
         addr,
         "gatehouse_speculative_auto_tokens_per_second{mode=\"plain\",model=\"spec-auto\"}",
