@@ -614,3 +614,78 @@ cache:\n  store: redis\n",
     }
     assert_eq!(common::metric(open, "gatehouse_redis_up").await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_redis_holds_no_request_and_recovers_without_restart() {
+    let redis = OwnRedis::start();
+    let upstream = common::mock_upstream().await;
+    let yaml = |rate_limits: &str| {
+        format!(
+            "server:\n  listen: 127.0.0.1:0\nmodels:\n  - id: m\n    backend: remote\n    base_url: http://{upstream}/v1\n\
+auth:\n  keys:\n    - {{id: cfg, tenant: t, key_env: GH_PAUSE}}\ntenants:\n  t:\n    limits: {{requests_per_minute: 6000}}\n\
+redis:\n  url: redis://127.0.0.1:{}\n  timeout_ms: 200\n  prefix: {}\n  on_error:\n    rate_limits: {rate_limits}\n    cache: fail_open\n\
+cache:\n  store: redis\n",
+            redis.port,
+            prefix("pause")
+        )
+    };
+    let vars = [("GH_PAUSE", "pause-key")];
+    let open = start(common::config_with_env(&yaml("fail_open"), &vars));
+    let closed = start(common::config_with_env(&yaml("fail_closed"), &vars));
+    let call = |addr: SocketAddr| async move {
+        let t = Instant::now();
+        let mut body = ask("Paused?");
+        body["model"] = "m".into();
+        let r = chat(addr, Some("pause-key"), body).await;
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        (
+            status,
+            v["error"]["code"].as_str().unwrap_or_default().to_string(),
+            t.elapsed(),
+        )
+    };
+    assert_eq!(call(open).await.0, 200);
+    assert_eq!(call(closed).await.0, 200);
+    // Redis stops answering (connections stay open, commands wait) for 3 s: unlike a stopped
+    // server, nothing is refused, so only the per-call timeout protects the requests.
+    let paused = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "client",
+            "pause",
+            "3000",
+            "all",
+        ])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&paused.stdout).trim(), "OK");
+    let (status, _, took) = call(open).await;
+    assert_eq!(status, 200, "fail_open serves while Redis is paused");
+    // Admission, cache lookup and settlement each wait at most timeout_ms (200 ms), and
+    // at least one of them did wait.
+    assert!(
+        (Duration::from_millis(200)..Duration::from_millis(1500)).contains(&took),
+        "{took:?}"
+    );
+    let (status, code, took) = call(closed).await;
+    assert_eq!((status, code.as_str()), (503, "rate_limiter_unavailable"));
+    assert!(
+        (Duration::from_millis(200)..Duration::from_millis(1500)).contains(&took),
+        "{took:?}"
+    );
+    // The pause ends; both gateways use Redis again without a restart.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (a, b) = (call(open).await.0, call(closed).await.0);
+        if (a, b) == (200, 200) && common::metric(open, "gatehouse_redis_up").await == 1.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after the pause: {a} {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
