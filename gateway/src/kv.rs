@@ -202,12 +202,11 @@ impl Kv {
         if !self.is_cluster() {
             return self.key(parts);
         }
-        let mut k = format!("{}:{{{slot}}}", self.0.prefix);
-        for p in parts {
-            k.push(':');
-            k.push_str(p);
-        }
-        k
+        let tag = format!("{{{slot}}}");
+        let tagged: Vec<&str> = std::iter::once(tag.as_str())
+            .chain(parts.iter().copied())
+            .collect();
+        self.key(&tagged)
     }
 
     /// Whether Redis is a cluster.

@@ -36,14 +36,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts Prometheus scraping `target` every second with the rules loaded, on a free port
 /// (another process may take the port between our probe and its bind: then try again).
 async fn start_prometheus(dir: &Path, target: SocketAddr) -> Prometheus {
@@ -56,7 +48,7 @@ async fn start_prometheus(dir: &Path, target: SocketAddr) -> Prometheus {
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let http = reqwest::Client::new();
     for _ in 0..5 {
-        let port = free_port();
+        let port = common::free_port();
         let mut child = Command::new(prometheus_bin())
             .arg(format!(
                 "--config.file={}",
@@ -99,6 +91,11 @@ async fn api(http: &reqwest::Client, url: &str, path: &str, query: &[(&str, &str
     r.json().await.unwrap()
 }
 
+/// An instant query's whole answer.
+async fn query(http: &reqwest::Client, url: &str, promql: &str) -> Value {
+    api(http, url, "query", &[("query", promql)]).await
+}
+
 #[tokio::test]
 async fn prometheus_evaluates_every_rule_and_dashboard_query() {
     let upstream = common::mock_upstream().await;
@@ -130,7 +127,7 @@ async fn prometheus_evaluates_every_rule_and_dashboard_query() {
     // Scraped, and every rule evaluated at least once.
     let deadline = Instant::now() + Duration::from_secs(60);
     let rules = loop {
-        let up = api(&http, &url, "query", &[("query", "up{job=\"gatehouse\"}")]).await;
+        let up = query(&http, &url, "up{job=\"gatehouse\"}").await;
         let scraped = up["data"]["result"][0]["value"][1] == "1";
         let rules = api(&http, &url, "rules", &[]).await;
         let all: Vec<Value> = rules["data"]["groups"]
@@ -173,21 +170,9 @@ async fn prometheus_evaluates_every_rule_and_dashboard_query() {
     }
 
     // The series the rules need are really there.
-    let v = api(
-        &http,
-        &url,
-        "query",
-        &[("query", "gatehouse:http_requests:rate5m")],
-    )
-    .await;
+    let v = query(&http, &url, "gatehouse:http_requests:rate5m").await;
     assert_eq!(v["status"], "success", "{v}");
-    let requests = api(
-        &http,
-        &url,
-        "query",
-        &[("query", "gatehouse_http_requests_total")],
-    )
-    .await;
+    let requests = query(&http, &url, "gatehouse_http_requests_total").await;
     assert!(
         requests["data"]["result"]
             .as_array()
@@ -204,7 +189,7 @@ async fn prometheus_evaluates_every_rule_and_dashboard_query() {
             .map(|r| r["query"].as_str().unwrap().to_string()),
     );
     for q in &queries {
-        let v = api(&http, &url, "query", &[("query", q)]).await;
+        let v = query(&http, &url, q).await;
         assert_eq!(v["status"], "success", "`{q}`: {v}");
     }
     drop(prom);

@@ -6,6 +6,8 @@
 use prometheus::core::Collector;
 use prometheus::{GaugeVec, IntGaugeVec, Opts};
 
+use super::must;
+
 /// Per-GPU gauges and, in `nvml` builds, the driver they are read from.
 #[derive(Clone)]
 pub struct GpuMetrics {
@@ -27,10 +29,6 @@ impl std::fmt::Debug for GpuMetrics {
         let driver = false;
         f.debug_struct("GpuMetrics").field("nvml", &driver).finish()
     }
-}
-
-fn must<T>(r: prometheus::Result<T>) -> T {
-    r.expect("static metric definitions are valid")
 }
 
 const LABELS: [&str; 2] = ["gpu", "name"];

@@ -2,6 +2,8 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod qdrant;
+// In `qdrant` because the library's store tests include that file alone.
+pub use qdrant::free_port;
 pub mod redis_cluster;
 
 use std::net::SocketAddr;

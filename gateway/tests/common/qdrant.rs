@@ -62,7 +62,9 @@ pub fn version() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn free_port() -> u16 {
+/// A loopback port free at the time of asking, for servers that cannot bind port 0 and report
+/// it (another process may take it before they bind: callers retry).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -25,8 +25,7 @@ impl Drop for RedisCluster {
 /// A free port whose cluster bus port (port + 10000) is free too.
 fn free_port_pair() -> u16 {
     loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
+        let port = super::free_port();
         if port > 55000 {
             continue;
         }
