@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -13,10 +12,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::cache::ResponseCache;
 use crate::config::{Config, FailMode};
-use crate::http::admin::{self, audit_page, session};
-use crate::http::{
-    audit, auth, embeddings, handlers, middleware, rag, templates, AppState, REQUEST_ID,
-};
+use crate::http::{audit, auth, handlers, middleware, routes, AppState, REQUEST_ID};
 use crate::kv::Kv;
 use crate::layers::audit::Audit;
 use crate::layers::cache::Cache;
@@ -259,6 +255,7 @@ pub fn http_state(services: Services) -> Arc<AppState> {
         in_flight: Default::default(),
         auth,
         limiter,
+        sessions: crate::auth::sessions::Sessions::new(kv.clone()),
         kv,
         audit: stores.audit,
         drift,
@@ -268,26 +265,10 @@ pub fn http_state(services: Services) -> Arc<AppState> {
 /// The HTTP stack over `state`: the API routes behind keys, limits and audit; the probes
 /// beside them; request ids, tracing, panics and metrics around both.
 pub fn http_router(state: Arc<AppState>) -> axum::Router {
-    let api = axum::Router::new()
-        .route("/v1/chat/completions", post(handlers::chat_completions))
-        .route("/v1/embeddings", post(embeddings::embeddings))
-        .route("/v1/models", get(handlers::list_models))
-        .route("/v1/policies", get(admin::list_policies))
-        .route("/v1/templates", get(templates::list_templates))
-        .route("/v1/rag/collections", get(rag::collections))
-        .route(
-            "/v1/rag/{collection}/documents",
-            post(rag::ingest).delete(rag::delete),
-        )
-        .route("/v1/rag/{collection}/search", post(rag::search))
-        .route("/admin/audit", get(audit_page::index))
-        .route("/admin/drift", get(admin::drift))
-        .route("/admin/audit/records/{sequence}", get(audit_page::record))
-        .route(
-            session::LOGIN_PATH,
-            get(session::login_form).post(session::login),
-        )
-        .route("/admin/logout", post(session::logout))
+    // Only from the route tables: the route scan test walks the same tables.
+    let api = routes::api()
+        .into_iter()
+        .fold(axum::Router::new(), |r, route| route.add_to(r))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         // Innermost first. Rate limits count per key, so after authentication.
@@ -299,10 +280,9 @@ pub fn http_router(state: Arc<AppState>) -> axum::Router {
         // Outside auth and limits, so refused requests (401, 429, 503) are recorded too.
         .layer(from_fn_with_state(state.clone(), audit::audit));
     // Probes answer whatever the load and without a key: beside the API, not behind it.
-    let probes = axum::Router::new()
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
+    let probes = routes::probes()
+        .into_iter()
+        .fold(axum::Router::new(), |r, route| route.add_to(r))
         .method_not_allowed_fallback(handlers::method_not_allowed);
     let header = axum::http::HeaderName::from_static(REQUEST_ID);
     api.merge(probes)

@@ -114,6 +114,12 @@ pub enum ApiError {
     /// An admin endpoint called with a `user` key.
     #[error("this endpoint needs an admin key")]
     AdminRequired,
+    /// A state-changing admin form without its session's CSRF token.
+    #[error("this form did not come from a page of this session (CSRF token missing or wrong); reload the page and try again")]
+    CsrfFailed,
+    /// An admin endpoint called under `auth: none` without `open_admin: true`.
+    #[error("the admin endpoints are closed: this gateway has no API keys (`auth: none`); configure an admin key, or open them explicitly with `auth: {{none: {{open_admin: true}}}}`")]
+    AdminClosed,
     /// The tenant may not use the model.
     #[error("the model `{model}` is not available to tenant `{tenant}`")]
     ModelNotAllowed {
@@ -375,6 +381,16 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "invalid_request_error",
                 "admin_required",
+            ),
+            CsrfFailed => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "csrf_failed",
+            ),
+            AdminClosed => (
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                "admin_closed",
             ),
             ModelNotAllowed { .. } => (
                 StatusCode::FORBIDDEN,

@@ -31,6 +31,8 @@ pub enum Feature {
     Routing,
     /// `gatehouse keys`.
     Cli,
+    /// Review-page sessions and the sign-in throttle.
+    Sessions,
 }
 
 impl Feature {
@@ -42,6 +44,7 @@ impl Feature {
             Feature::Cache => "cache",
             Feature::Routing => "routing",
             Feature::Cli => "cli",
+            Feature::Sessions => "sessions",
         }
     }
 }
@@ -276,5 +279,27 @@ impl Kv {
     /// Whether the last call failed.
     pub fn is_down(&self) -> bool {
         self.0.down.load(Ordering::SeqCst)
+    }
+
+    /// The local test Redis (127.0.0.1:6379) under `prefix`, for unit tests.
+    #[cfg(test)]
+    pub fn local_for_tests(prefix: &str) -> Self {
+        use crate::config::{FailMode, OnError};
+        Kv::new(
+            &RedisConfig {
+                mode: RedisMode::Standalone,
+                nodes: vec!["redis://127.0.0.1:6379".into()],
+                timeout: Duration::from_secs(2),
+                prefix: prefix.to_string(),
+                on_error: OnError {
+                    auth: FailMode::Closed,
+                    rate_limits: FailMode::Open,
+                    cache: FailMode::Open,
+                    routing: FailMode::Open,
+                },
+            },
+            None,
+        )
+        .expect("client")
     }
 }

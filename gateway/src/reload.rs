@@ -181,22 +181,49 @@ pub fn reload_once<T: Versioned, E: std::fmt::Display>(
     }
 }
 
-/// Polls `dir` every `interval` until the returned task is aborted; `on_reload` sees every
-/// swap and rejection. `what` names the content in logs ("policies", "templates").
+/// Checks `dir` every `interval` (`None`: never by itself) and whenever `on_demand` changes
+/// (SIGHUP), until the returned task is aborted; `on_reload` sees every swap and rejection.
+/// `what` names the content in logs ("policies", "templates").
 pub fn spawn<T: Versioned, E: std::fmt::Display + 'static>(
     what: &'static str,
     dir: PathBuf,
     store: Arc<Store<T>>,
     load: Loader<T, E>,
-    interval: Duration,
+    interval: Option<Duration>,
+    mut on_demand: tokio::sync::watch::Receiver<u64>,
     on_reload: impl Fn(&Reload) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut rejected = None;
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = interval.map(|i| {
+            let mut t = tokio::time::interval(i);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        let mut demand_open = true;
         loop {
-            tick.tick().await;
+            let tick_or_never = async {
+                match &mut tick {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tick_or_never => {}
+                changed = on_demand.changed(), if demand_open => {
+                    if changed.is_err() {
+                        // Nobody can ask any more; keep polling, if polling at all.
+                        demand_open = false;
+                        if tick.is_none() {
+                            return;
+                        }
+                        continue;
+                    }
+                    tracing::info!(dir = %dir.display(), "{what}: reload requested");
+                }
+            }
             let (d, s) = (dir.clone(), store.clone());
             let mut r = rejected.take();
             // File reads and compilation stay off the async workers.

@@ -2,14 +2,14 @@
 //! serves them, loads models in the background, watches policies and templates for reloads,
 //! drains on shutdown.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::http::connections;
 
 use crate::app::{
     http_router, http_state, load_stores, open_audit, open_vectors, Services, Stores,
@@ -70,13 +70,28 @@ pub fn start_with(
     stores: Stores,
 ) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
+    // Again on the real addresses: `serve --listen` and embedders bypass the config's check.
+    for a in std::iter::once(addr).chain(config.server.grpc_listen) {
+        config
+            .auth
+            .check_listen(a)
+            .map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    }
     // Bound before anything is spawned: a port in use refuses to start, leaving nothing behind.
     let grpc_listener = config.server.grpc_listen.map(bind).transpose()?;
     let grace = config.server.shutdown_grace;
-    let watch = config.policies.as_ref().filter(|p| p.watch).cloned();
-    let watch_prompts = config.prompts.as_ref().filter(|p| p.watch).cloned();
-    if matches!(config.auth, crate::config::AuthConfig::None) {
-        tracing::warn!(listen = %addr, "auth: none: every request is served without an API key, as no tenant, without rate limits; admin endpoints are open");
+    // Every configured directory gets a reload task: polled when `watch` is on, and reloaded
+    // on SIGHUP either way.
+    let watch = config.policies.clone();
+    let watch_prompts = config.prompts.clone();
+    let hangups = on_hangup()?;
+    if let crate::config::AuthConfig::None { open_admin, .. } = config.auth {
+        let admin = if open_admin {
+            "open to anyone"
+        } else {
+            "closed"
+        };
+        tracing::warn!(listen = %addr, admin, "auth: none: every request is served without an API key, as no tenant, without rate limits");
     }
     let state = http_state(Services::new(Arc::new(config), stores.clone()));
     let template_watcher = match (watch_prompts, stores.templates) {
@@ -87,7 +102,8 @@ pub fn start_with(
                 pc.dir,
                 store,
                 crate::prompts::load_dir,
-                pc.poll_interval,
+                pc.watch.then_some(pc.poll_interval),
+                hangups.clone(),
                 move |r| match r {
                     Reload::Swapped { .. } => reloads.with_label_values(&["ok"]).inc(),
                     Reload::Rejected { .. } => reloads.with_label_values(&["rejected"]).inc(),
@@ -103,7 +119,8 @@ pub fn start_with(
             Some(policy_watch::spawn(
                 pc.dir,
                 store,
-                pc.poll_interval,
+                pc.watch.then_some(pc.poll_interval),
+                hangups,
                 move |r| match r {
                     Reload::Swapped { version } => {
                         metrics.policy.reloads.with_label_values(&["ok"]).inc();
@@ -141,6 +158,7 @@ pub fn start_with(
     };
     let grpc_addr = grpc.as_ref().map(|g| g.0);
     let app = http_router(state.clone());
+    let limits = state.config.server.connections;
     let draining = state.clone();
     let task = tokio::spawn(async move {
         let mut rx2 = rx.clone();
@@ -149,20 +167,16 @@ pub fn start_with(
             draining.draining.store(true, Ordering::SeqCst);
             tracing::info!("draining in-flight requests");
         };
-        // Streamed answers are many small writes: send each at once (see serve_grpc).
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, app).with_graceful_shutdown(signal);
+        let serve = connections::serve(listener, app, limits, signal);
         let grpc_abort = grpc.as_ref().map(|(_, task)| task.abort_handle());
         // HTTP and gRPC drain together; the server has stopped when both have.
         let both = async move {
-            let (result, _) = tokio::join!(serve.into_future(), async move {
+            tokio::join!(serve, async move {
                 if let Some((_, task)) = grpc {
                     let _ = task.await;
                 }
             });
-            result
+            Ok(())
         };
         // In-flight requests get `grace` after the signal; past it the server stops anyway.
         let deadline = async move {
@@ -193,6 +207,30 @@ pub fn start_with(
     })
 }
 
+/// A counter that SIGHUP increments: the reload tasks watch it. Installing the handler also
+/// keeps SIGHUP from terminating the process (its default action).
+fn on_hangup() -> std::io::Result<watch::Receiver<u64>> {
+    let (tx, rx) = watch::channel(0u64);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading policies and templates");
+                tx.send_modify(|n| *n += 1);
+                if tx.is_closed() {
+                    break;
+                }
+            }
+        });
+    }
+    // Without signals the reload tasks only poll.
+    #[cfg(not(unix))]
+    drop(tx);
+    Ok(rx)
+}
+
 /// Binds `at` for the gRPC listener (outside the runtime's async context: `start` is sync).
 fn bind(at: SocketAddr) -> std::io::Result<TcpListener> {
     let std = std::net::TcpListener::bind(at)
@@ -209,23 +247,14 @@ fn serve_grpc(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let addr = listener.local_addr()?;
+    let limits = state.config.server.connections;
     let (router, reporter) = crate::grpc::router(state.clone());
     let health = crate::grpc::health::follow(state, reporter);
     let task = tokio::spawn(async move {
         let signal = async move {
             let _ = shutdown.wait_for(|v| *v).await;
         };
-        // HTTP/2 writes headers, messages and trailers separately: without TCP_NODELAY, Nagle's
-        // algorithm meets the client's delayed ACK and a call can wait 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await
-        {
-            tracing::error!(error = %e, "gRPC listener failed");
-        }
+        connections::serve(listener, router, limits, signal).await;
         health.abort();
     });
     Ok((addr, task))

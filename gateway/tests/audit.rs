@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use common::{audit_log, repo, smollm2, start, wait_ready};
+use common::{
+    admin_login, audit_log, repo, session_cookie, set_cookie, smollm2, start, wait_ready,
+};
 
 const USER_KEY: &str = "audit-user-key";
 const ADMIN_KEY: &str = "audit-admin-key";
@@ -374,26 +376,19 @@ async fn the_review_page_needs_an_admin_and_shows_records_and_the_chain() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let login = format!("http://{}/admin/login", s.addr);
-    let r = no_redirects
-        .post(&login)
-        .form(&[("key", USER_KEY)])
-        .send()
-        .await
-        .unwrap();
+    let r = admin_login(&no_redirects, s.addr, USER_KEY).await;
     assert_eq!(r.status(), 401);
 
-    // The login form sets the cookie; the cookie opens the page.
-    let r = no_redirects
-        .post(&login)
-        .form(&[("key", ADMIN_KEY)])
-        .send()
-        .await
-        .unwrap();
+    // The login form starts a session; its cookie opens the page.
+    let r = admin_login(&no_redirects, s.addr, ADMIN_KEY).await;
     assert_eq!(r.status(), 303);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set_cookie(&r, "gatehouse_session").unwrap();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
-    let cookie = cookie.split(';').next().unwrap().to_string();
+    assert!(
+        !cookie.contains(ADMIN_KEY),
+        "the cookie holds a session id, not the key"
+    );
+    let cookie = session_cookie(&r);
     let page = no_redirects
         .get(format!("{url}?action=block"))
         .header("cookie", &cookie)

@@ -560,3 +560,80 @@ fn rag_ingest_search_collections_and_the_data_dir_lock() {
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn serve_refuses_auth_none_on_a_network_address_even_from_the_command_line() {
+    let dir = temp_dir("remote");
+    let config = dir.join("gatehouse.yaml");
+    std::fs::write(
+        &config,
+        "auth: none\nmodels:\n  - id: m\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\n",
+    )
+    .unwrap();
+    let out = gatehouse()
+        .args(["serve", "--listen", "0.0.0.0:0", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not a loopback address") && err.contains("allow_remote"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_policies_without_watching_and_never_stops_the_server() {
+    let dir = temp_dir("sighup");
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let policy = |word: &str| {
+        format!("id: guard\ndefault: true\nrules:\n  - id: no-{word}\n    kind: deny_topics\n    keywords: [{word}]\n    action: block\n")
+    };
+    std::fs::write(policies.join("guard.yaml"), policy("banana")).unwrap();
+    let config = dir.join("gatehouse.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth: none\nmodels:\n  - id: m\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\npolicies:\n  dir: {}\n  watch: false\n",
+            policies.display()
+        ),
+    )
+    .unwrap();
+    let (mut child, addr) = spawn_gateway(&config, &[]);
+    let reloads = r#"gatehouse_policy_reloads_total{result="ok"}"#;
+    let pid = child.id().to_string();
+    let hup = || {
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    // Unchanged files: the signal is taken, nothing is swapped, the server lives on.
+    hup();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped the server"
+    );
+    assert_eq!(metric(addr, reloads).await, 0.0);
+    // A change is not seen without watching; SIGHUP loads it.
+    std::fs::write(policies.join("guard.yaml"), policy("cherry")).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(metric(addr, reloads).await, 0.0, "watch is off");
+    hup();
+    wait_metric(addr, reloads, "SIGHUP reloads the policies", |v| v == 1.0).await;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "cherry pie"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "the reloaded policy is in force");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -114,7 +114,7 @@ async fn a_shifted_replay_crosses_the_threshold_and_an_unshifted_one_does_not() 
     let upstream = start_counting_upstream();
     let audit = temp_dir("gh-drift");
     let yaml = format!(
-        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: soc\n    backend: remote\n    base_url: http://{upstream}/v1\n\
+        "auth:\n  none: {{open_admin: true}}\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: soc\n    backend: remote\n    base_url: http://{upstream}/v1\n\
          drift:\n  reference_requests: {WINDOW}\n  window_requests: {WINDOW}\n  min_requests: {WINDOW}\n\
          audit:\n  dir: {}\n",
         audit.display()
@@ -202,7 +202,7 @@ async fn a_shifted_replay_crosses_the_threshold_and_an_unshifted_one_does_not() 
 async fn sampled_prompt_embeddings_move_with_the_topic() {
     let upstream = start_counting_upstream();
     let yaml = format!(
-        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: soc\n    backend: remote\n    base_url: http://{upstream}/v1\n\
+        "auth:\n  none: {{open_admin: true}}\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: soc\n    backend: remote\n    base_url: http://{upstream}/v1\n\
          \x20 - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: ../models/all-minilm-l6-v2\n\
          drift:\n  reference_requests: 10\n  window_requests: 10\n  min_requests: 10\n  embeddings: {{model: all-minilm-l6-v2, sample_every: 1}}\n"
     );

@@ -152,3 +152,99 @@ async fn a_misbehaving_upstream_gets_clear_errors_in_bounded_time() {
     // A request leaves the gauge when its body has been sent: give the last one a moment.
     common::wait_metric(gw, in_flight, "a request is still in flight", |v| v == idle).await;
 }
+
+fn blocking_policy(word: &str) -> String {
+    format!("id: guard\ndefault: true\nrules:\n  - id: no-{word}\n    kind: deny_topics\n    keywords: [{word}]\n    action: block\n")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_directory_deleted_emptied_or_garbled_while_serving_keeps_the_policy_in_force() {
+    let up = start_upstream().await;
+    let root = common::temp_dir("gh-faults-policies");
+    let dir = root.join("policies");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("guard.yaml"), blocking_policy("banana")).unwrap();
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: flaky\n    backend: remote\n    base_url: http://{up}/v1\npolicies:\n  dir: {}\n  poll_interval_ms: 100\n",
+        dir.display()
+    );
+    let gw = common::start(common::config(&yaml));
+    let rejected = r#"gatehouse_policy_reloads_total{result="rejected"}"#;
+    let blocked = |word: &'static str| async move { ask(gw, word, false).await.0 == 403 };
+    assert!(blocked("banana").await);
+
+    let mut rejections = common::metric(gw, rejected).await;
+    for (what, change) in [
+        // Deleted: nothing to read.
+        ("a deleted directory", 0),
+        // Emptied: loading it would drop every guardrail.
+        ("an emptied directory", 1),
+        ("a garbled policy file", 2),
+    ] {
+        match change {
+            0 => std::fs::remove_dir_all(&dir).unwrap(),
+            1 => std::fs::create_dir(&dir).unwrap(),
+            _ => std::fs::write(dir.join("guard.yaml"), "\u{0}\u{1}: [:::\n").unwrap(),
+        }
+        let before = rejections;
+        common::wait_metric(gw, rejected, what, |v| v > before).await;
+        rejections += 1.0;
+        assert!(blocked("banana").await, "{what}: the policy stays in force");
+    }
+    assert_eq!(ask(gw, "cherry", false).await.0, 200);
+    // A valid policy again: it takes over, without a restart.
+    std::fs::write(dir.join("guard.yaml"), blocking_policy("cherry")).unwrap();
+    common::wait_metric(
+        gw,
+        r#"gatehouse_policy_reloads_total{result="ok"}"#,
+        "the fixed directory loads",
+        |v| v >= 1.0,
+    )
+    .await;
+    assert!(blocked("cherry").await);
+    assert!(!blocked("banana").await);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_and_slow_header_clients_cannot_starve_the_gateway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = start_upstream().await;
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\n  header_read_timeout_secs: 1\n  max_connections: 500\nmodels:\n  - id: flaky\n    backend: remote\n    base_url: http://{up}/v1\n"
+    );
+    let gw = common::start(common::config(&yaml));
+    // A thousand sockets that connect and say nothing, and a hundred that trickle a header:
+    // more than `max_connections`, so some wait in the listen backlog.
+    let mut held = Vec::new();
+    for i in 0..1100 {
+        let mut s = tokio::net::TcpStream::connect(gw).await.unwrap();
+        if i >= 1000 {
+            s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nx-slow: ")
+                .await
+                .unwrap();
+        }
+        held.push(s);
+    }
+    // A real client still gets through: the header timeout frees the slots.
+    let t = Instant::now();
+    let (status, text, _) = tokio::time::timeout(Duration::from_secs(10), ask(gw, "hello", false))
+        .await
+        .expect("served despite the idle crowd");
+    assert_eq!(status, 200, "{text}");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    // Every held socket is closed by the server, none is kept for ever.
+    let mut closed = 0;
+    for mut s in held {
+        let mut buf = [0u8; 512];
+        if let Ok(r) = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            let n = r.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            assert!(n == 0 || head.starts_with("HTTP/1.1 408"), "{head}");
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 1100, "connections left open by the server");
+    let (status, _, _) = ask(gw, "again", false).await;
+    assert_eq!(status, 200);
+}

@@ -17,7 +17,7 @@ fn server() -> SocketAddr {
         let data = std::env::temp_dir().join(format!("gh-rag-http-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         let yaml = format!(
-            "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: ../models/all-minilm-l6-v2\n  - id: chat\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\nrag:\n  data_dir: {}\n",
+            "auth:\n  none: {{open_admin: true}}\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: all-minilm-l6-v2\n    backend: local\n    kind: embedding\n    path: ../models/all-minilm-l6-v2\n  - id: chat\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\nrag:\n  data_dir: {}\n",
             data.display()
         );
         let addr = start(common::config(&yaml));

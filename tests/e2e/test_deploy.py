@@ -144,6 +144,29 @@ def test_the_shipped_configs_are_valid(rendered, tmp_path):
         assert r.returncode == 0, f"{key}: {r.stdout}{r.stderr}"
 
 
+def test_the_container_config_is_valid_and_keeps_admin_closed(tmp_path):
+    """The image's config, where the Containerfile puts it beside the repository's policies,
+    prompts and models, passes `gatehouse config check`; it allows serving without keys on
+    the container's addresses only explicitly, and leaves the admin endpoints closed."""
+    text = (ROOT / "deploy" / "Containerfile").read_text()
+    assert "COPY --from=build /src/deploy/container/gatehouse.yaml /app/config/gatehouse.yaml" in text
+    app = tmp_path / "app"
+    app.mkdir()
+    for d in ["models", "policies", "prompts"]:
+        (app / d).symlink_to(ROOT / d)
+    (app / "config").mkdir()
+    config = app / "config" / "gatehouse.yaml"
+    source = (ROOT / "deploy" / "container" / "gatehouse.yaml").read_text()
+    config.write_text(source)
+    r = config_check(config, {})
+    assert r.returncode == 0, f"{r.stdout}{r.stderr}"
+    assert "admin endpoints closed" in r.stdout and "any address allowed" in r.stdout, r.stdout
+    # Without the explicit opt-in the same config is refused, naming the listen address.
+    config.write_text(source.replace("auth:\n  none:\n    allow_remote: true\n", "auth: none\n"))
+    r = config_check(config, {})
+    assert r.returncode != 0 and "server.listen" in r.stderr + r.stdout, f"{r.stdout}{r.stderr}"
+
+
 def seconds_of(value):
     return int(value) if isinstance(value, int) else int(str(value).rstrip("s"))
 

@@ -2,6 +2,7 @@
 //! Redis (`gatehouse keys create`); the key itself is never stored or logged.
 
 pub mod keys;
+pub mod sessions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,7 +75,7 @@ impl Authenticator {
     /// From the config; `kv` is the shared Redis when configured.
     pub fn new(config: &Config, kv: Option<Kv>) -> Self {
         let (config_keys, redis_keys) = match &config.auth {
-            AuthConfig::None => (None, false),
+            AuthConfig::None { .. } => (None, false),
             AuthConfig::Keys { keys, redis_keys } => (
                 Some(
                     keys.iter()
@@ -117,14 +118,22 @@ impl Authenticator {
 
     /// The principal of `token`; `Ok(None)` under `auth: none`.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Option<Principal>, AuthError> {
+        if self.config_keys.is_none() {
+            return Ok(None);
+        }
+        let token = token.ok_or(AuthError::Missing)?;
+        self.authenticate_digest(&hash_key(token)).await
+    }
+
+    /// The principal of the key whose SHA-256 is `digest` (a sign-in session keeps only
+    /// that); `Ok(None)` under `auth: none`.
+    pub async fn authenticate_digest(&self, digest: &str) -> Result<Option<Principal>, AuthError> {
         let Some(config_keys) = &self.config_keys else {
             return Ok(None);
         };
-        let token = token.ok_or(AuthError::Missing)?;
-        let digest = hash_key(token);
-        let record = match config_keys.get(&digest) {
+        let record = match config_keys.get(digest) {
             Some(r) => r.clone(),
-            None => self.redis_lookup(&digest).await?,
+            None => self.redis_lookup(digest).await?,
         };
         let settings = self
             .tenants

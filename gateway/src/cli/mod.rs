@@ -268,7 +268,18 @@ pub fn main() -> ExitCode {
 fn describe_fleet(cfg: &Config) -> String {
     use crate::config::{AuthConfig, CacheStore};
     let auth = match &cfg.auth {
-        AuthConfig::None => "auth none (no API keys)".to_string(),
+        AuthConfig::None {
+            open_admin,
+            allow_remote,
+        } => format!(
+            "auth none (no API keys; admin endpoints {}; {})",
+            if *open_admin { "open" } else { "closed" },
+            if *allow_remote {
+                "any address allowed"
+            } else {
+                "loopback only"
+            }
+        ),
         AuthConfig::Keys { keys, redis_keys } => format!(
             "auth {} config key(s){}, {} tenant(s)",
             keys.len(),

@@ -21,7 +21,12 @@ pub fn hash_key(key: &str) -> String {
 #[derive(Debug, Clone)]
 pub enum AuthConfig {
     /// `auth: none`: every request is served without a key (the server warns at start).
-    None,
+    None {
+        /// The admin endpoints answer anyone; without it they answer 403 `admin_closed`.
+        open_admin: bool,
+        /// A non-loopback `listen` was allowed explicitly (validation refuses it otherwise).
+        allow_remote: bool,
+    },
     /// Requests need a key.
     Keys {
         /// Keys from the config file.
@@ -29,6 +34,35 @@ pub enum AuthConfig {
         /// Keys made by `gatehouse keys create` are accepted too (looked up in Redis).
         redis_keys: bool,
     },
+}
+
+impl AuthConfig {
+    /// Refuses `addr` when it is not loopback and keys are off without `allow_remote`.
+    pub fn check_listen(&self, addr: std::net::SocketAddr) -> Result<(), String> {
+        match self {
+            AuthConfig::None {
+                allow_remote: false,
+                ..
+            } if !addr.ip().is_loopback() => Err(format!(
+                "`{addr}` is not a loopback address, and `auth: none` would serve anyone who \
+                 reaches it without a key: configure `auth: keys:`, or allow it explicitly \
+                 with `auth: {{none: {{allow_remote: true}}}}`"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the admin endpoints answer without a key: only under `auth: none` with
+    /// `open_admin: true`.
+    pub fn admin_open_to_all(&self) -> bool {
+        matches!(
+            self,
+            AuthConfig::None {
+                open_admin: true,
+                ..
+            }
+        )
+    }
 }
 
 /// What a key may do.
@@ -239,9 +273,20 @@ pub(super) fn validate_auth(
                     .into(),
             ))
         }
-        Some(RawAuth::None) => return Ok(AuthConfig::None),
+        Some(RawAuth::None(n)) => {
+            return Ok(AuthConfig::None {
+                open_admin: n.open_admin.unwrap_or(false),
+                allow_remote: n.allow_remote.unwrap_or(false),
+            })
+        }
         Some(RawAuth::Keys(k)) => k,
     };
+    if keys.none.is_some() {
+        return Err((
+            key(&at, "none"),
+            "`none:` serves without keys: it cannot stand beside `keys:` or `redis_keys:`".into(),
+        ));
+    }
     let redis_keys = keys.redis_keys.unwrap_or(false);
     if redis_keys && redis.is_none() {
         return Err((

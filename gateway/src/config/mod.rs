@@ -117,6 +117,11 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// The URL browsers use to reach the gateway (behind a proxy); an `https://` one makes
+    /// the review page's cookies `Secure`.
+    pub public_url: Option<String>,
+    /// Connection limits of both listeners.
+    pub connections: crate::http::connections::ConnectionLimits,
 }
 
 /// Default config path, relative to the working directory.
@@ -257,6 +262,31 @@ fn validate(
         )?),
         max_in_flight: positive(s.max_in_flight.map(|v| v as u64), 256, "max_in_flight")? as usize,
         shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
+        connections: crate::http::connections::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(positive(
+                s.header_read_timeout_secs,
+                30,
+                "header_read_timeout_secs",
+            )?),
+            max_header_bytes: positive(s.max_header_bytes, 64 * 1024, "max_header_bytes")? as usize,
+            max_connections: positive(
+                s.max_connections.map(|v| v as u64),
+                10_000,
+                "max_connections",
+            )? as usize,
+        },
+        public_url: match s.public_url {
+            None => None,
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                Some(u.trim_end_matches('/').to_string())
+            }
+            Some(u) => {
+                return Err((
+                    key(&server_path, "public_url"),
+                    format!("`{u}` is not an http:// or https:// URL"),
+                ))
+            }
+        },
     };
     if raw.models.is_empty() {
         return Err((
@@ -285,6 +315,12 @@ fn validate(
     let redis = fleet::validate_redis(raw.redis, vars)?;
     let tenants = fleet::validate_tenants(raw.tenants, &models)?;
     let auth = fleet::validate_auth(raw.auth, &tenants, redis.as_ref(), vars)?;
+    for (name, addr) in [("listen", Some(listen)), ("grpc_listen", grpc_listen)] {
+        if let Some(a) = addr {
+            auth.check_listen(a)
+                .map_err(|m| (key(&server_path, name), m))?;
+        }
+    }
     let cache = fleet::validate_cache(raw.cache, redis.as_ref())?;
     let audit = observe::validate_audit(raw.audit, base, vars)?;
     let telemetry = observe::validate_telemetry(raw.telemetry)?;

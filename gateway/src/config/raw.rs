@@ -78,7 +78,7 @@ pub struct RawTelemetry {
 /// `auth:`: the string `none`, or a mapping with `keys:`.
 #[derive(Debug)]
 pub enum RawAuth {
-    None,
+    None(RawAuthNone),
     Keys(RawAuthKeys),
 }
 
@@ -92,21 +92,26 @@ impl<'de> Deserialize<'de> for RawAuth {
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawAuth, E> {
                 match v {
-                    "none" => Ok(RawAuth::None),
+                    "none" => Ok(RawAuth::None(RawAuthNone::default())),
                     _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
                 }
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawAuth, A::Error> {
                 // Through the same MapAccess, so errors inside keep their path and line.
-                RawAuthKeys::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(RawAuth::Keys)
+                RawAuthKeys::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(
+                    |k| match k.none {
+                        // `none:` beside `keys:` is reported by validation, which knows the line.
+                        Some(n) if k.keys.is_empty() && k.redis_keys.is_none() => RawAuth::None(n),
+                        _ => RawAuth::Keys(k),
+                    },
+                )
             }
         }
         d.deserialize_any(Visit)
     }
 }
 
-/// `auth:` with keys.
+/// `auth:` as a mapping: `keys:` (and `redis_keys:`), or `none:` with its opt-ins.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthKeys {
@@ -114,6 +119,18 @@ pub struct RawAuthKeys {
     pub keys: Vec<RawKey>,
     /// Also accept keys made by `gatehouse keys create` (stored in Redis).
     pub redis_keys: Option<bool>,
+    /// `none: {open_admin, allow_remote}`: no keys, with what `auth: none` keeps closed.
+    pub none: Option<RawAuthNone>,
+}
+
+/// `auth.none:`: serve without keys, opening what the plain `auth: none` keeps closed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuthNone {
+    /// The admin endpoints answer anyone (else 403 `admin_closed`).
+    pub open_admin: Option<bool>,
+    /// Listening on a non-loopback address is allowed (else the config is refused).
+    pub allow_remote: Option<bool>,
 }
 
 /// One key of `auth.keys`.
@@ -289,6 +306,10 @@ pub struct RawServer {
     pub request_timeout_secs: Option<u64>,
     pub max_in_flight: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
+    pub public_url: Option<String>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub max_header_bytes: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 /// Which backend serves a model.

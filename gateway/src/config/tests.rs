@@ -99,7 +99,14 @@ fn duplicate_ids_are_refused() {
 
 #[test]
 fn env_overrides_apply_and_are_named_in_errors() {
-    let c = parse(REMOTE, &[("GATEHOUSE__SERVER__LISTEN", "0.0.0.0:7")]).unwrap();
+    let c = parse(
+        REMOTE,
+        &[
+            ("GATEHOUSE__SERVER__LISTEN", "0.0.0.0:7"),
+            ("GATEHOUSE__AUTH", "{none: {allow_remote: true}}"),
+        ],
+    )
+    .unwrap();
     assert_eq!(c.server.listen.to_string(), "0.0.0.0:7");
     let err = parse(REMOTE, &[("GATEHOUSE__SERVER__MAX_IN_FLIGHT", "lots")])
         .unwrap_err()
@@ -258,12 +265,78 @@ fn auth_must_be_given_explicitly() {
     );
     assert!(err.contains("`auth: none`"), "{err}");
     let c = parse_exact(&format!("{REMOTE}auth: none\n"), &[]).unwrap();
-    assert!(matches!(c.auth, AuthConfig::None));
+    assert!(matches!(
+        c.auth,
+        AuthConfig::None {
+            open_admin: false,
+            allow_remote: false
+        }
+    ));
+    assert!(!c.auth.admin_open_to_all());
     let err = parse_exact(&format!("{REMOTE}auth: off\n"), &[])
         .unwrap_err()
         .to_string();
     assert!(
         err.contains(":7: auth: invalid value: string \"off\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn auth_none_stays_on_loopback_and_keeps_admin_closed_unless_told() {
+    let on = |listen: &str, auth: &str| {
+        parse_exact(
+            &format!("{}{auth}", REMOTE.replace("127.0.0.1:9000", listen)),
+            &[],
+        )
+    };
+    for listen in ["0.0.0.0:9000", "10.1.2.3:9000", "\"[::]:9000\""] {
+        let err = on(listen, "auth: none\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("/nonexistent/cfg.yaml:2: server.listen: ")
+                && err.contains("not a loopback address")
+                && err.contains("allow_remote: true"),
+            "{listen}: {err}"
+        );
+    }
+    assert!(on("\"[::1]:9000\"", "auth: none\n").is_ok());
+    let grpc = parse_exact(
+        &format!(
+            "{}auth: none\n",
+            REMOTE.replace(
+                "  listen: 127.0.0.1:9000\n",
+                "  listen: 127.0.0.1:9000\n  grpc_listen: 0.0.0.0:9001\n"
+            )
+        ),
+        &[],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        grpc.contains(":3: server.grpc_listen: `0.0.0.0:9001`"),
+        "{grpc}"
+    );
+    let c = on(
+        "0.0.0.0:9000",
+        "auth:\n  none:\n    allow_remote: true\n    open_admin: true\n",
+    )
+    .unwrap();
+    assert!(c.auth.admin_open_to_all());
+    let err = on(
+        "127.0.0.1:9000",
+        "auth:\n  none: {open_admin: yes please}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(":8: auth.none.open_admin:"), "{err}");
+    let err = on(
+        "127.0.0.1:9000",
+        "auth:\n  keys:\n    - id: a\n      tenant: t\n      sha256: 00\n  none: {}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("auth.none: `none:` serves without keys"),
         "{err}"
     );
 }

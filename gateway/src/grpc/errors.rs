@@ -187,6 +187,7 @@ mod tests {
             (ApiError::InvalidJson("x".into()), Code::InvalidArgument),
             (ApiError::MissingApiKey, Code::Unauthenticated),
             (ApiError::AdminRequired, Code::PermissionDenied),
+            (ApiError::AdminClosed, Code::PermissionDenied),
             (ApiError::ModelNotFound("m".into()), Code::NotFound),
             (ApiError::BodyTooLarge { limit: 1 }, Code::ResourceExhausted),
             (ApiError::ServerOverloaded, Code::Unavailable),

@@ -33,11 +33,13 @@ impl Authenticated {
             .unwrap_or(Authenticated(None))
     }
 
-    /// Refuses unless the caller may use admin endpoints (any caller under `auth: none`).
+    /// Refuses unless the caller holds an admin key. Under `auth: none` there is no key:
+    /// [`AdminOpen`] in the request decides.
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match &self.0 {
-            Some(p) if p.role != KeyRole::Admin => Err(ApiError::AdminRequired),
-            _ => Ok(()),
+            Some(p) if p.role == KeyRole::Admin => Ok(()),
+            Some(_) => Err(ApiError::AdminRequired),
+            None => Err(ApiError::AdminClosed),
         }
     }
 
@@ -51,6 +53,11 @@ impl Authenticated {
         .map_err(ApiError::from)
     }
 }
+
+/// In a request's extensions when `auth.none.open_admin` lets anyone use the admin
+/// endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminOpen;
 
 /// Tokens a request used, filled in by the handler as the answer ends and charged against
 /// `tokens_per_minute` when the response body is done.
@@ -78,16 +85,33 @@ pub async fn authenticate(
     if path == super::admin::session::LOGIN_PATH {
         return next.run(req).await;
     }
-    // The review page's browser sends its admin key in a cookie set by the login form.
-    let key = bearer(&req).or_else(|| super::admin::session::cookie_key(&req));
     let browser_page = path.starts_with("/admin/") && req.method() == axum::http::Method::GET;
-    let result = state
-        .auth
-        .authenticate(key)
-        .instrument(tracing::info_span!("auth"))
-        .await;
+    // Owned before awaiting: a borrowed `Request` would make the future `!Send`.
+    let key = bearer(&req).map(str::to_string);
+    let session_id = super::admin::session::session_id(&req);
+    let result = async {
+        if let Some(key) = key {
+            return state.auth.authenticate(Some(&key)).await;
+        }
+        // The review page's browser holds a session id from the login form, never a key.
+        let Some(id) = session_id else {
+            return state.auth.authenticate(None).await;
+        };
+        match super::admin::session::resolve(&state, id).await? {
+            Some((p, session)) => {
+                req.extensions_mut().insert(session);
+                Ok(Some(p))
+            }
+            None => state.auth.authenticate(None).await,
+        }
+    }
+    .instrument(tracing::info_span!("auth"))
+    .await;
     match result {
         Ok(p) => {
+            if p.is_none() && state.config.auth.admin_open_to_all() {
+                req.extensions_mut().insert(AdminOpen);
+            }
             let caller = Authenticated(p.map(Arc::new));
             req.extensions_mut().insert(caller.clone());
             let mut resp = next.run(req).await;

@@ -3,10 +3,12 @@
 pub(crate) mod admin;
 pub mod audit;
 pub mod auth;
+pub mod connections;
 pub(crate) mod embeddings;
 pub(crate) mod handlers;
 pub(crate) mod middleware;
 pub(crate) mod rag;
+pub mod routes;
 pub(crate) mod templates;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -48,6 +50,8 @@ pub struct AppState {
     pub limiter: crate::limits::RateLimiter,
     /// The shared Redis, when configured.
     pub kv: Option<crate::kv::Kv>,
+    /// The review page's sign-in sessions and sign-in throttle.
+    pub sessions: crate::auth::sessions::Sessions,
     /// The audit log, when configured.
     pub audit: Option<Arc<crate::audit::Auditor>>,
     /// The drift monitor, when configured.

@@ -143,26 +143,10 @@ mod tests {
     use super::super::gcra::{Admit, Spec};
     use super::super::memory::MemoryLimiter;
     use super::*;
-    use crate::config::{FailMode, OnError, RateLimits, RedisConfig};
+    use crate::config::RateLimits;
 
     fn kv() -> Kv {
-        let prefix = format!("gh-test-{}", uuid::Uuid::new_v4().simple());
-        Kv::new(
-            &RedisConfig {
-                mode: crate::config::RedisMode::Standalone,
-                nodes: vec!["redis://127.0.0.1:6379".into()],
-                timeout: Duration::from_secs(2),
-                prefix,
-                on_error: OnError {
-                    auth: FailMode::Closed,
-                    rate_limits: FailMode::Open,
-                    cache: FailMode::Open,
-                    routing: FailMode::Open,
-                },
-            },
-            None,
-        )
-        .expect("client")
+        Kv::local_for_tests(&format!("gh-test-{}", uuid::Uuid::new_v4().simple()))
     }
 
     fn rt() -> tokio::runtime::Runtime {

@@ -315,3 +315,60 @@ pub fn audit_log(dir: &std::path::Path) -> Vec<serde_json::Value> {
     }
     records
 }
+
+/// The `name=value` of the `Set-Cookie` for `name` in `resp`, if it sets one.
+pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+/// The login form's CSRF cookie (`name=value`) and the token of its hidden field.
+pub async fn login_form(client: &reqwest::Client, addr: SocketAddr) -> (String, String) {
+    let r = client
+        .get(format!("http://{addr}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = set_cookie(&r, "gatehouse_login_csrf").expect("the form sets its CSRF cookie");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let html = r.text().await.unwrap();
+    let token = html
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the form carries its CSRF token")
+        .to_string();
+    (cookie, token)
+}
+
+/// Signs into the review page as a browser does: fetches the form, posts `key` with the
+/// form's cookie and token. `client` must not follow redirects.
+pub async fn admin_login(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    key: &str,
+) -> reqwest::Response {
+    let (cookie, token) = login_form(client, addr).await;
+    client
+        .post(format!("http://{addr}/admin/login"))
+        .header("cookie", cookie)
+        .form(&[("key", key), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The session cookie (`gatehouse_session=...`) a sign-in set.
+pub fn session_cookie(resp: &reqwest::Response) -> String {
+    set_cookie(resp, "gatehouse_session")
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}

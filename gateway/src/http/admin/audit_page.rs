@@ -109,6 +109,12 @@ pub async fn index(
     if let Err(e) = require_admin(&req) {
         return e.into_response();
     }
+    // The sign-out form's token; empty for a caller with a bearer key (no session to end).
+    let csrf = req
+        .extensions()
+        .get::<super::session::AdminSession>()
+        .map(|s| s.csrf.clone())
+        .unwrap_or_default();
     let Some(auditor) = state.audit.clone() else {
         return pages::html(pages::render(
             "message.html",
@@ -155,7 +161,9 @@ pub async fn index(
     matched.reverse();
     let older = matched.len() > PAGE;
     matched.truncate(PAGE);
-    pages::html(render_index(&params, &status, &matched, total, older))
+    pages::html(render_index(
+        &params, &status, &matched, total, older, &csrf,
+    ))
 }
 
 /// `GET /admin/audit/records/{sequence}`.
@@ -246,6 +254,7 @@ fn render_index(
     records: &[Record],
     total: usize,
     older: bool,
+    csrf: &str,
 ) -> Result<String, minijinja::Error> {
     fn v(o: &Option<String>) -> &str {
         o.as_deref().unwrap_or_default()
@@ -318,6 +327,7 @@ fn render_index(
             rows,
             newest => p.before.is_some().then(|| p.link(None)),
             older,
+            csrf,
         },
     )
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::http::admin::pages::esc;
-use crate::http::admin::session::cookie_key;
+use crate::http::admin::session::session_id;
 use axum::http::{header, HeaderValue};
 
 #[test]
@@ -11,42 +11,41 @@ fn escapes_markup() {
     );
 }
 
+/// A request for `path` with this `Cookie` header.
+fn with_cookie(path: &str, cookie: HeaderValue) -> Request {
+    Request::builder()
+        .uri(path)
+        .header(header::COOKIE, cookie)
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
 #[test]
-fn reads_the_key_cookie() {
-    let req = Request::builder()
-        .header(header::COOKIE, "a=b; gatehouse_admin_key=sk-123; c=d")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    assert_eq!(cookie_key(&req), Some("sk-123"));
-    let none = Request::builder()
-        .header(header::COOKIE, "gatehouse_admin_key=")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    assert_eq!(cookie_key(&none), None);
+fn reads_the_session_cookie_on_review_pages_only() {
+    let cookie = HeaderValue::from_static("a=b; gatehouse_session=abc123; c=d");
+    assert_eq!(
+        session_id(&with_cookie("/admin/audit", cookie.clone())).as_deref(),
+        Some("abc123")
+    );
+    assert_eq!(session_id(&with_cookie("/v1/models", cookie)), None);
+    let empty = HeaderValue::from_static("gatehouse_session=");
+    assert_eq!(session_id(&with_cookie("/admin/audit", empty)), None);
 }
 
 proptest::proptest! {
-    /// Any cookie header: no panic, and the key only ever comes from our cookie.
+    /// Any cookie header: no panic, and the id only ever comes from our cookie.
     #[test]
-    fn cookie_headers_never_confuse_the_key(other in "[ -~]{0,80}", key in "[A-Za-z0-9_-]{1,40}") {
-        let header = format!("{other}; gatehouse_admin_key={key}");
+    fn cookie_headers_never_confuse_the_session(other in "[ -~]{0,80}", id in "[A-Za-z0-9_-]{1,40}") {
+        let header = format!("{other}; gatehouse_session={id}");
         if let Ok(v) = HeaderValue::from_str(&header) {
-            let req = Request::builder()
-                .header(header::COOKIE, v)
-                .body(axum::body::Body::empty())
-                .unwrap();
-            let got = cookie_key(&req);
-            // An earlier `gatehouse_admin_key=` in `other` may win; never anything else.
+            let got = session_id(&with_cookie("/admin/audit", v));
+            // An earlier `gatehouse_session=` in `other` may win; never anything else.
             proptest::prop_assert!(got.is_some());
-            proptest::prop_assert!(got == Some(key.as_str()) || other.contains("gatehouse_admin_key="));
+            proptest::prop_assert!(got.as_deref() == Some(id.as_str()) || other.contains("gatehouse_session="));
         }
         if let Ok(v) = HeaderValue::from_str(&other) {
-            let req = Request::builder()
-                .header(header::COOKIE, v)
-                .body(axum::body::Body::empty())
-                .unwrap();
-            if !other.contains("gatehouse_admin_key=") {
-                proptest::prop_assert_eq!(cookie_key(&req), None);
+            if !other.contains("gatehouse_session=") {
+                proptest::prop_assert_eq!(session_id(&with_cookie("/admin/audit", v)), None);
             }
         }
     }
