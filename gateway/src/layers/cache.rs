@@ -83,11 +83,12 @@ impl Step for Cache {
                 status: r.status.to_string(),
                 citations: r.citations,
             });
-            tokio::spawn(async move {
+            async move {
+                // Bounded by the store's own timeout (`redis.timeout_ms`).
                 if let Err(e) = cache.put(&key, &entry).await {
                     tracing::debug!(error = %e, "response not cached");
                 }
-            });
+            }
         }))
     }
 }
@@ -139,37 +140,55 @@ fn retrieval_run(r: CachedRetrieval) -> RetrievalRun {
     }
 }
 
-/// Passes `answer` through, collecting its events; calls `done` with the entry when the
-/// answer ends with `Done` (never after an error or a drop).
-fn record(answer: ChatStream, done: impl FnOnce(Entry) + Send + 'static) -> ChatStream {
-    let mut events: Vec<CachedEvent> = Vec::new();
-    let mut done = Some(done);
-    let mut failed = false;
-    answer
-        .inspect(move |e| match e {
-            Ok(ChatEvent::Delta(t)) => match events.last_mut() {
+/// Passes `answer` on, collecting it; once it completes, `store` gets the whole answer and
+/// is awaited before the final event goes out, so a client that repeats the request after
+/// receiving the answer finds it in the cache. Failed or dropped answers are not stored.
+fn record<F, Fut>(answer: ChatStream, store: F) -> ChatStream
+where
+    F: FnOnce(Entry) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    struct State<F> {
+        answer: ChatStream,
+        events: Vec<CachedEvent>,
+        failed: bool,
+        store: Option<F>,
+    }
+    let state = State {
+        answer,
+        events: Vec::new(),
+        failed: false,
+        store: Some(store),
+    };
+    futures::stream::unfold(state, |mut s| async move {
+        let e = s.answer.next().await?;
+        match &e {
+            Ok(ChatEvent::Delta(t)) => match s.events.last_mut() {
                 // Consecutive deltas are merged: the replay need not keep token boundaries.
                 Some(CachedEvent::Delta(prev)) => prev.push_str(t),
-                _ => events.push(CachedEvent::Delta(t.clone())),
+                _ => s.events.push(CachedEvent::Delta(t.clone())),
             },
-            Ok(ChatEvent::ToolCall(c)) => events.push(c.into()),
+            Ok(ChatEvent::ToolCall(c)) => s.events.push(c.into()),
             Ok(ChatEvent::Done {
                 finish_reason,
                 usage,
             }) => {
-                if let (false, Some(f)) = (failed, done.take()) {
-                    f(Entry {
-                        events: std::mem::take(&mut events),
+                if let (false, Some(store)) = (s.failed, s.store.take()) {
+                    store(Entry {
+                        events: std::mem::take(&mut s.events),
                         finish_reason: *finish_reason,
                         prompt_tokens: usage.prompt_tokens,
                         completion_tokens: usage.completion_tokens,
                         retrieval: None,
-                    });
+                    })
+                    .await;
                 }
             }
-            Err(_) => failed = true,
-        })
-        .boxed()
+            Err(_) => s.failed = true,
+        }
+        Some((e, s))
+    })
+    .boxed()
 }
 
 #[cfg(test)]
@@ -197,12 +216,34 @@ mod tests {
             Ok(done()),
         ])
         .boxed();
-        let seen: Vec<_> = record(answer, move |e| tx.send(e).unwrap()).collect().await;
+        let seen: Vec<_> = record(answer, move |e| {
+            tx.send(e).unwrap();
+            std::future::ready(())
+        })
+        .collect()
+        .await;
         let entry = rx.recv().unwrap();
         assert_eq!(entry.events, vec![CachedEvent::Delta("Hello".into())]);
         let replayed: Vec<_> = replay(entry).map(|e| e.unwrap()).collect().await;
         assert_eq!(replayed, vec![ChatEvent::Delta("Hello".into()), done()]);
         assert_eq!(seen.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_answer_is_stored_before_its_last_event_goes_out() {
+        let stored = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stored.clone();
+        let answer =
+            futures::stream::iter(vec![Ok(ChatEvent::Delta("x".into())), Ok(done())]).boxed();
+        let mut s = record(answer, move |_| async move {
+            // A store that takes a while, as a Redis round trip does.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert!(matches!(s.next().await, Some(Ok(ChatEvent::Delta(_)))));
+        assert!(!stored.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(matches!(s.next().await, Some(Ok(ChatEvent::Done { .. }))));
+        assert!(stored.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[tokio::test]
@@ -214,13 +255,21 @@ mod tests {
             Ok(done()),
         ])
         .boxed();
-        let _: Vec<_> = record(answer, move |e| tx.send(e).unwrap()).collect().await;
+        let _: Vec<_> = record(answer, move |e| {
+            tx.send(e).unwrap();
+            std::future::ready(())
+        })
+        .collect()
+        .await;
         assert!(rx.try_recv().is_err());
 
         let (tx, rx) = std::sync::mpsc::channel::<Entry>();
         let answer =
             futures::stream::iter(vec![Ok(ChatEvent::Delta("x".into())), Ok(done())]).boxed();
-        let mut s = record(answer, move |e| tx.send(e).unwrap());
+        let mut s = record(answer, move |e| {
+            tx.send(e).unwrap();
+            std::future::ready(())
+        });
         let _ = s.next().await;
         drop(s);
         assert!(rx.try_recv().is_err());
