@@ -85,6 +85,10 @@ def main():
     while not os.path.exists(stop):
         time.sleep(max(0.0, next_at - time.time()))
         next_at += interval
+        # The load ends just before the stop file appears: an interval cut short by it would
+        # show connections closing, not the steady state.
+        if os.path.exists(stop):
+            break
         try:
             rss, fds, threads = proc()
             samples = scrape()

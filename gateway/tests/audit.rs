@@ -715,3 +715,105 @@ async fn a_killed_gateway_leaves_a_verifiable_log_and_a_graceful_stop_loses_noth
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Unmounts a tmpfs when dropped, even if the test fails.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_holds_records_until_space_returns_and_loses_none() {
+    let audit = temp("full");
+    // A small tmpfs is the full disk. Mounting needs root, which CI has (scripts/test installs
+    // packages as root); elsewhere this test says why it cannot run instead of passing.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&audit)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        mounted,
+        "mounting a tmpfs at {} failed: this test needs root (CI runs as root)",
+        audit.display()
+    );
+    let _unmount = Tmpfs(audit.clone());
+    let up = common::mock_upstream().await;
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: up\n    backend: remote\n    base_url: http://{up}/v1\naudit:\n  dir: {}\n  queue: 16\n  on_full: fail_closed\n",
+        audit.display()
+    );
+    let addr = start(common::config(&yaml));
+    let c = reqwest::Client::new();
+    let ask = || {
+        c.post(format!("http://{addr}/v1/chat/completions"))
+            .json(&json!({"model": "up", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    assert_eq!(ask().await.unwrap().status(), 200);
+    // Fill the disk.
+    let filler = audit.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+    }
+    let errors_before = common::metric(addr, "gatehouse_audit_write_errors_total").await;
+    // Requests go on until the queue is full, then are refused; none hangs.
+    let mut served = Vec::new();
+    let mut refused = 0;
+    for _ in 0..200 {
+        let r = tokio::time::timeout(Duration::from_secs(5), ask())
+            .await
+            .expect("no request hangs on a full disk")
+            .unwrap();
+        match r.status().as_u16() {
+            200 => served.push(request_id(&r)),
+            503 => {
+                let v: Value = r.json().await.unwrap();
+                assert_eq!(v["error"]["code"], "audit_unavailable");
+                refused += 1;
+            }
+            s => panic!("unexpected status {s}"),
+        }
+        if refused >= 5 {
+            break;
+        }
+    }
+    assert!(refused >= 5, "a full disk never refused requests");
+    assert!(common::metric(addr, "gatehouse_audit_write_errors_total").await > errors_before);
+    // Space comes back: the writer catches up by itself and requests are served again.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = ask().await.unwrap();
+        if r.status() == 200 {
+            served.push(request_id(&r));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still refused after space returned"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every answered request has its record, and the chain verifies.
+    for id in &served {
+        assert_eq!(records_in(&audit, id).await.len(), 1, "record of {id} lost");
+    }
+    let out = gatehouse()
+        .args(["audit", "verify", "--dir"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

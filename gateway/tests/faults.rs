@@ -248,3 +248,91 @@ async fn idle_and_slow_header_clients_cannot_starve_the_gateway() {
     let (status, _, _) = ask(gw, "again", false).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_model_fails_alone_with_a_clear_error() {
+    let up = start_upstream().await;
+    let dir = common::temp_dir("gh-faults-model");
+    let broken = dir.join("broken.gguf");
+    std::fs::write(&broken, b"GGUF? no: a truncated download").unwrap();
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: broken\n    backend: local\n    path: {}\n  - id: flaky\n    backend: remote\n    base_url: http://{up}/v1\n",
+        broken.display()
+    );
+    let gw = common::start(common::config(&yaml));
+    // Readiness names the failed model and why; it never turns ready.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        let r = reqwest::get(format!("http://{gw}/readyz")).await.unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        if v["models"]["broken"]["state"] == "failed" {
+            break (status, v);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broken model never failed: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready.0, 503, "{}", ready.1);
+    assert!(
+        !ready.1["models"]["broken"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
+        "{}",
+        ready.1
+    );
+    let r = reqwest::Client::new()
+        .post(format!("http://{gw}/v1/chat/completions"))
+        .json(&json!({"model": "broken", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "model_unavailable", "{v}");
+    // The other model serves; the process is up.
+    assert_eq!(ask(gw, "hello", false).await.0, 200);
+    assert_eq!(common::status_of(gw, "/healthz"), Some(200));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_gone_before_the_answer_starts_leaves_nothing_in_flight() {
+    let up = start_upstream().await;
+    let yaml = format!(
+        "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: flaky\n    backend: remote\n    base_url: http://{up}/v1\n"
+    );
+    let gw = common::start(common::config(&yaml));
+    let in_flight = "gatehouse_http_requests_in_flight";
+    let closed =
+        r#"gatehouse_http_requests_total{model="",route="/v1/chat/completions",status="499"}"#;
+    let idle = common::metric(gw, in_flight).await;
+    // The upstream takes 10 s; each client gives up after 300 ms, before any header came.
+    for _ in 0..5 {
+        let r = reqwest::Client::new()
+            .post(format!("http://{gw}/v1/chat/completions"))
+            .timeout(Duration::from_millis(300))
+            .json(&json!({"model": "flaky", "messages": [{"role": "user", "content": "slow"}]}))
+            .send()
+            .await;
+        assert!(r.is_err(), "the client timed out");
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let (now, gone) = (
+            common::metric(gw, in_flight).await,
+            common::metric(gw, closed).await,
+        );
+        if now == idle && gone == 5.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in flight {now} (idle {idle}), counted as client-closed {gone}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -61,27 +61,19 @@ pub(super) fn guard_body<G: Send + Unpin + 'static>(resp: Response, guard: G) ->
     )
 }
 
+/// Status label of a request whose client went away before the response started (nginx's
+/// "client closed request").
+pub const CLIENT_CLOSED: &str = "499";
+
 /// Records count, latency (to the last byte) and in-flight requests by route, model, status.
+/// A request dropped before its response (the client went away while it waited) is counted
+/// with status 499 and leaves the in-flight gauge like any other.
 pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let start = Instant::now();
-    state.metrics.in_flight.inc();
-    let resp = next.run(req).await;
-    let status = resp
-        .extensions()
-        .get::<crate::error::EffectiveStatus>()
-        .map_or(resp.status(), |s| s.0)
-        .as_u16()
-        .to_string();
-    let model = resp
-        .extensions()
-        .get::<ModelLabel>()
-        .map(|m| m.0.clone())
-        .unwrap_or_default();
 
     struct Done {
         state: Arc<AppState>,
@@ -99,14 +91,27 @@ pub async fn metrics(State(state): State<Arc<AppState>>, req: Request, next: Nex
             m.in_flight.dec();
         }
     }
-    guard_body(
-        resp,
-        Done {
-            state,
-            labels: [route, model, status],
-            start,
-        },
-    )
+    state.metrics.in_flight.inc();
+    // Made before awaiting: if the client goes away first, this future is dropped mid-await
+    // and the guard still takes the request out of the gauge.
+    let mut done = Done {
+        state: state.clone(),
+        labels: [route, String::new(), CLIENT_CLOSED.to_string()],
+        start: Instant::now(),
+    };
+    let resp = next.run(req).await;
+    done.labels[2] = resp
+        .extensions()
+        .get::<crate::error::EffectiveStatus>()
+        .map_or(resp.status(), |s| s.0)
+        .as_u16()
+        .to_string();
+    done.labels[1] = resp
+        .extensions()
+        .get::<ModelLabel>()
+        .map(|m| m.0.clone())
+        .unwrap_or_default();
+    guard_body(resp, done)
 }
 
 /// `server.max_in_flight` (503 past it) and `server.request_timeout_secs` (504). Probes sit
