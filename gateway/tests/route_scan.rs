@@ -70,24 +70,7 @@ redis:\n  url: redis://127.0.0.1:6379\n  prefix: {prefix}\naudit:\n  dir: {}\n",
         ("GH_SCAN_L2", LIMITED_2),
     ];
     let config = common::config_with_env(&yaml, &vars);
-    let keys = gateway::auth::RedisKeys::new(
-        gateway::kv::Kv::new(config.redis.as_ref().unwrap(), None).unwrap(),
-        gateway::kv::Feature::Cli,
-    );
-    let revoked = gateway::auth::keys::generate_key();
-    keys.create(
-        &revoked,
-        &gateway::auth::KeyRecord {
-            id: "gone".into(),
-            tenant: "ops".into(),
-            role: gateway::config::KeyRole::Admin,
-            limits: Default::default(),
-            name: None,
-            created_at: 0,
-        },
-    )
-    .await
-    .unwrap();
+    let (keys, revoked) = common::redis_admin_key(&config, "gone").await;
     let (http, grpc) = common::start_with_grpc(config);
     // Used once so that a cache of it would be stale, then revoked.
     let r = reqwest::Client::new()

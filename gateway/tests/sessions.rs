@@ -186,24 +186,7 @@ async fn sessions_in_redis_are_shared_by_replicas_and_end_with_their_key() {
         &format!("auth: none\nmodels:\n  - id: up\n    backend: remote\n    base_url: http://127.0.0.1:9/v1\n{}", redis(&p)),
         &[],
     );
-    let keys = gateway::auth::RedisKeys::new(
-        gateway::kv::Kv::new(cfg.redis.as_ref().unwrap(), None).unwrap(),
-        gateway::kv::Feature::Cli,
-    );
-    let key = gateway::auth::keys::generate_key();
-    keys.create(
-        &key,
-        &gateway::auth::KeyRecord {
-            id: "reviewer".into(),
-            tenant: "ops".into(),
-            role: gateway::config::KeyRole::Admin,
-            limits: Default::default(),
-            name: None,
-            created_at: 0,
-        },
-    )
-    .await
-    .unwrap();
+    let (keys, key) = common::redis_admin_key(&cfg, "reviewer").await;
 
     let r = admin_login(&c, a, &key).await;
     assert_eq!(r.status(), 303);

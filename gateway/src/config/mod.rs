@@ -121,7 +121,19 @@ pub struct ServerConfig {
     /// the review page's cookies `Secure`.
     pub public_url: Option<String>,
     /// Connection limits of both listeners.
-    pub connections: crate::http::connections::ConnectionLimits,
+    pub connections: ConnectionLimits,
+}
+
+/// Per-connection limits of both listeners (`server:`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Time a client has to send a request's headers; for HTTP/1 also how long an idle
+    /// keep-alive connection is kept.
+    pub header_read_timeout: Duration,
+    /// Largest request head (HTTP/1) or header list (HTTP/2).
+    pub max_header_bytes: usize,
+    /// Connections open at once; past it the listener stops accepting until one closes.
+    pub max_connections: usize,
 }
 
 /// Default config path, relative to the working directory.
@@ -262,7 +274,7 @@ fn validate(
         )?),
         max_in_flight: positive(s.max_in_flight.map(|v| v as u64), 256, "max_in_flight")? as usize,
         shutdown_grace: Duration::from_secs(s.shutdown_grace_secs.unwrap_or(30)),
-        connections: crate::http::connections::ConnectionLimits {
+        connections: ConnectionLimits {
             header_read_timeout: Duration::from_secs(positive(
                 s.header_read_timeout_secs,
                 30,

@@ -19,17 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-/// Per-connection limits (from `server:`).
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// Time a client has to send a request's headers; for HTTP/1 also how long an idle
-    /// keep-alive connection is kept.
-    pub header_read_timeout: Duration,
-    /// Largest request head (HTTP/1) or header list (HTTP/2).
-    pub max_header_bytes: usize,
-    /// Connections open at once; past it the listener stops accepting until one closes.
-    pub max_connections: usize,
-}
+pub use crate::config::ConnectionLimits;
 
 /// HTTP/2 pings an idle connection this often, and drops it if the ping is not answered
 /// within [`PING_TIMEOUT`] (a peer that vanished without closing).

@@ -372,3 +372,23 @@ pub fn session_cookie(resp: &reqwest::Response) -> String {
         .unwrap()
         .to_string()
 }
+
+/// A new admin key stored in the Redis of `config` (as `gatehouse keys create` does) under
+/// `id`, tenant `ops`; returns the key store (to revoke it) and the key.
+pub async fn redis_admin_key(config: &Config, id: &str) -> (gateway::auth::RedisKeys, String) {
+    let keys = gateway::auth::RedisKeys::new(
+        gateway::kv::Kv::new(config.redis.as_ref().expect("a redis: section"), None).unwrap(),
+        gateway::kv::Feature::Cli,
+    );
+    let key = gateway::auth::keys::generate_key();
+    let record = gateway::auth::KeyRecord {
+        id: id.into(),
+        tenant: "ops".into(),
+        role: gateway::config::KeyRole::Admin,
+        limits: Default::default(),
+        name: None,
+        created_at: 0,
+    };
+    keys.create(&key, &record).await.unwrap();
+    (keys, key)
+}
