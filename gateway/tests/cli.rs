@@ -588,10 +588,7 @@ async fn sighup_reloads_policies_without_watching_and_never_stops_the_server() {
     let dir = temp_dir("sighup");
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    let policy = |word: &str| {
-        format!("id: guard\ndefault: true\nrules:\n  - id: no-{word}\n    kind: deny_topics\n    keywords: [{word}]\n    action: block\n")
-    };
-    std::fs::write(policies.join("guard.yaml"), policy("banana")).unwrap();
+    std::fs::write(policies.join("guard.yaml"), blocking_policy("banana")).unwrap();
     let config = dir.join("gatehouse.yaml");
     std::fs::write(
         &config,
@@ -620,7 +617,7 @@ async fn sighup_reloads_policies_without_watching_and_never_stops_the_server() {
     );
     assert_eq!(metric(addr, reloads).await, 0.0);
     // A change is not seen without watching; SIGHUP loads it.
-    std::fs::write(policies.join("guard.yaml"), policy("cherry")).unwrap();
+    std::fs::write(policies.join("guard.yaml"), blocking_policy("cherry")).unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(metric(addr, reloads).await, 0.0, "watch is off");
     hup();

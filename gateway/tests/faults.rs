@@ -153,17 +153,13 @@ async fn a_misbehaving_upstream_gets_clear_errors_in_bounded_time() {
     common::wait_metric(gw, in_flight, "a request is still in flight", |v| v == idle).await;
 }
 
-fn blocking_policy(word: &str) -> String {
-    format!("id: guard\ndefault: true\nrules:\n  - id: no-{word}\n    kind: deny_topics\n    keywords: [{word}]\n    action: block\n")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_directory_deleted_emptied_or_garbled_while_serving_keeps_the_policy_in_force() {
     let up = start_upstream().await;
     let root = common::temp_dir("gh-faults-policies");
     let dir = root.join("policies");
     std::fs::create_dir(&dir).unwrap();
-    std::fs::write(dir.join("guard.yaml"), blocking_policy("banana")).unwrap();
+    std::fs::write(dir.join("guard.yaml"), common::blocking_policy("banana")).unwrap();
     let yaml = format!(
         "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: flaky\n    backend: remote\n    base_url: http://{up}/v1\npolicies:\n  dir: {}\n  poll_interval_ms: 100\n",
         dir.display()
@@ -193,7 +189,7 @@ async fn a_policy_directory_deleted_emptied_or_garbled_while_serving_keeps_the_p
     }
     assert_eq!(ask(gw, "cherry", false).await.0, 200);
     // A valid policy again: it takes over, without a restart.
-    std::fs::write(dir.join("guard.yaml"), blocking_policy("cherry")).unwrap();
+    std::fs::write(dir.join("guard.yaml"), common::blocking_policy("cherry")).unwrap();
     common::wait_metric(
         gw,
         r#"gatehouse_policy_reloads_total{result="ok"}"#,

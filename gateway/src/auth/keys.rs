@@ -28,13 +28,9 @@ pub struct KeyRecord {
     pub created_at: u64,
 }
 
-/// A new key: `gh_` and 64 random hex digits (256 bits).
+/// A new key: `gh_` and 64 random hex digits.
 pub fn generate_key() -> String {
-    format!(
-        "gh_{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
+    format!("gh_{}", super::sessions::random_token())
 }
 
 /// Why a key operation failed.

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::AsyncCommands;
 
@@ -47,10 +47,7 @@ pub fn random_token() -> String {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::audit::record::now_ms().max(0) as u64
 }
 
 /// Sessions and failed sign-ins, in Redis or in this process.
@@ -249,7 +246,7 @@ mod tests {
         assert!(s.get(&other).await.unwrap().is_some());
         s.end(&id).await.unwrap();
 
-        let source: IpAddr = format!("10.9.{}.{}", id.len(), fastrand_byte(&id))
+        let source: IpAddr = format!("10.9.{}.{}", id.len(), first_byte(&id))
             .parse()
             .unwrap();
         for _ in 0..MAX_FAILED_SIGNINS - 1 {
@@ -267,7 +264,7 @@ mod tests {
     }
 
     /// A byte from a random token, so parallel runs against one Redis use distinct sources.
-    fn fastrand_byte(token: &str) -> u8 {
+    fn first_byte(token: &str) -> u8 {
         u8::from_str_radix(&token[..2], 16).unwrap()
     }
 

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-pub use crate::config::ConnectionLimits;
+use crate::config::ConnectionLimits;
 
 /// HTTP/2 pings an idle connection this often, and drops it if the ping is not answered
 /// within [`PING_TIMEOUT`] (a peer that vanished without closing).

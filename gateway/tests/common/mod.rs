@@ -392,3 +392,8 @@ pub async fn redis_admin_key(config: &Config, id: &str) -> (gateway::auth::Redis
     keys.create(&key, &record).await.unwrap();
     (keys, key)
 }
+
+/// A default policy whose one rule blocks prompts mentioning `word` (rule `no-{word}`).
+pub fn blocking_policy(word: &str) -> String {
+    format!("id: guard\ndefault: true\nrules:\n  - id: no-{word}\n    kind: deny_topics\n    keywords: [{word}]\n    action: block\n")
+}

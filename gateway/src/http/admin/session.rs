@@ -29,6 +29,8 @@ pub const LOGOUT_PATH: &str = "/admin/logout";
 const SESSION_COOKIE: &str = "gatehouse_session";
 /// The cookie holding the login form's CSRF token (double submit: cookie and form field).
 const LOGIN_CSRF_COOKIE: &str = "gatehouse_login_csrf";
+/// How long a login form stays usable (its CSRF cookie's `Max-Age`, seconds).
+const LOGIN_FORM_SECS: u64 = 3600;
 
 /// The session a request was authenticated by, in its extensions (pages print its CSRF
 /// token into their forms).
@@ -146,7 +148,7 @@ pub async fn login_form(State(state): State<Arc<AppState>>, headers: HeaderMap) 
         LOGIN_CSRF_COOKIE,
         &token,
         LOGIN_PATH,
-        3600,
+        LOGIN_FORM_SECS,
         behind_tls(&state, &headers),
     );
     resp
@@ -228,7 +230,7 @@ pub async fn login(State(state): State<Arc<AppState>>, req: Request) -> Response
                 LOGIN_CSRF_COOKIE,
                 &page_token,
                 LOGIN_PATH,
-                3600,
+                LOGIN_FORM_SECS,
                 tls,
             );
         }
