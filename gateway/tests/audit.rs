@@ -755,6 +755,10 @@ async fn a_full_disk_holds_records_until_space_returns_and_loses_none() {
             .send()
     };
     assert_eq!(ask().await.unwrap().status(), 200);
+    // Read before the disk fills: once it is full the writer's failed retries back off (up
+    // to 2 s), so a reading taken after the fill may already include the only failure
+    // counted before the requests below are refused.
+    let errors_before = common::metric(addr, "gatehouse_audit_write_errors_total").await;
     // Fill the disk.
     let filler = audit.join("filler");
     {
@@ -762,7 +766,6 @@ async fn a_full_disk_holds_records_until_space_returns_and_loses_none() {
         let mut f = std::fs::File::create(&filler).unwrap();
         while f.write_all(&[0u8; 4096]).is_ok() {}
     }
-    let errors_before = common::metric(addr, "gatehouse_audit_write_errors_total").await;
     // Requests go on until the queue is full, then are refused; none hangs.
     let mut served = Vec::new();
     let mut refused = 0;
