@@ -1,0 +1,5 @@
+//! AFL++ target `calculator`: see `gatehouse_fuzz::calculator`.
+
+fn main() {
+    afl::fuzz(true, gatehouse_fuzz::calculator);
+}

@@ -1,0 +1,5 @@
+//! AFL++ target `config`: see `gatehouse_fuzz::config`.
+
+fn main() {
+    afl::fuzz(true, gatehouse_fuzz::config);
+}
