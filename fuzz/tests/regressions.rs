@@ -31,3 +31,18 @@ fn every_target_takes_empty_and_odd_input() {
         }
     }
 }
+
+#[test]
+fn every_binary_is_a_target_of_the_table() {
+    // scripts/fuzz runs the binaries of Cargo.toml; the replay above uses the table.
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let bins: Vec<&str> = manifest
+        .split("[[bin]]")
+        .skip(1)
+        .filter_map(|b| b.lines().find_map(|l| l.strip_prefix("name = ")))
+        .map(|n| n.trim_matches('"'))
+        .collect();
+    let table: Vec<&str> = gatehouse_fuzz::TARGETS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(bins, table);
+}
