@@ -2,7 +2,9 @@
 //! `telemetry.otlp_endpoint` is set), and W3C trace context in and out.
 //!
 //! Spans get OpenTelemetry ids whether or not they are exported, so that audit records and
-//! remote upstreams always carry the request's trace id.
+//! remote upstreams always carry the request's trace id. Without an exporter only the
+//! request's root span exists: the per-step spans would cost a fifth of a proxied request's
+//! CPU (docs/reliability.md) and go nowhere.
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
@@ -10,6 +12,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{filter_fn, FilterExt, FilterFn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -19,6 +22,10 @@ use crate::config::TelemetryConfig;
 
 /// Default log filter; `GATEHOUSE_LOG` replaces it.
 const DEFAULT_LOG: &str = "info,mistralrs_core=error,mistralrs=error,qdrant_edge=error";
+
+/// The name of a request's root span (HTTP and gRPC): the one span that exists when traces
+/// are not exported, and the only span log lines show.
+pub const REQUEST_SPAN: &str = "http.request";
 
 /// The tracer provider; [`Telemetry::shutdown`] exports what is buffered.
 pub struct Telemetry {
@@ -97,15 +104,15 @@ pub fn init(cfg: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     }
     let provider = builder.build();
     let tracer = provider.tracer("gatehouse");
-    // Spans of Gatehouse itself; dependencies' spans (hyper, h2, tonic) would be noise.
-    let spans = tracing_subscriber::filter::Targets::new()
-        .with_target("gateway", tracing::Level::INFO)
-        .with_target("gatehouse", tracing::Level::INFO);
+    let spans = span_filter(cfg.otlp_endpoint.is_some());
+    // Log lines name the request span (its request id) but not each step: a step span that no
+    // layer wants is never built.
+    let logs = log_filter().and(filter_fn(|m| m.is_event() || m.name() == REQUEST_SPAN));
     tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_filter(log_filter()),
+                .with_filter(logs),
         )
         .with(
             tracing_opentelemetry::layer()
@@ -118,6 +125,22 @@ pub fn init(cfg: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     }
     Ok(Telemetry {
         provider: Some(provider),
+    })
+}
+
+/// The spans given to OpenTelemetry: Gatehouse's own at INFO (dependencies' spans, hyper,
+/// h2, tonic, would be noise); only the request's root span when nothing is exported.
+/// Decided per call site from metadata alone, so tracing caches it and a span nobody wants
+/// costs one atomic load.
+fn span_filter(exporting: bool) -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    filter_fn(move |m| {
+        let t = m.target();
+        let ours = ["gateway", "gatehouse"]
+            .iter()
+            .any(|c| t == *c || t.strip_prefix(c).is_some_and(|r| r.starts_with("::")));
+        ours && m.is_span()
+            && *m.level() <= tracing::Level::INFO
+            && (exporting || m.name() == REQUEST_SPAN)
     })
 }
 

@@ -1,7 +1,8 @@
 //! OpenTelemetry export against a real OTLP/gRPC receiver built from the official
 //! `opentelemetry-proto` definitions: the gateway (a child process) continues the client's
 //! W3C trace, nests a span per layer down to the engine, exports them over OTLP, passes the
-//! trace on to a remote upstream, and puts the trace id in the audit record.
+//! trace on to a remote upstream, and puts the trace id in the audit record; without an
+//! exporter, the one request span still carries the trace to the upstream and the record.
 
 mod common;
 
@@ -291,5 +292,76 @@ telemetry:
         .iter()
         .find(|s| s.name == "audit" && s.parent_span_id == root.span_id);
     assert!(audit_span.is_some());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Without an exporter only the request span is built, yet the trace goes on: the upstream
+/// gets the client's trace id and sampled flag with the request span as parent, the audit
+/// record carries the same ids, and a request without `traceparent` starts its own trace.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_an_exporter_the_trace_still_reaches_the_upstream_and_the_audit_record() {
+    let (upstream, traceparents) = start_upstream().await;
+    let dir = std::env::temp_dir().join(format!("gh-trace-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gatehouse.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "auth: none\nserver:\n  listen: 127.0.0.1:0\nmodels:\n  - id: relay\n    backend: remote\n    base_url: http://{upstream}/v1\naudit:\n  dir: {}\n",
+            dir.join("audit").display()
+        ),
+    )
+    .unwrap();
+    let (mut child, addr) = spawn_gateway(&config, &[]);
+    let c = reqwest::Client::new();
+    let mut request_ids = Vec::new();
+    for traceparent in [Some(format!("00-{TRACE}-{CLIENT_SPAN}-01")), None] {
+        let mut rb = c
+            .post(format!("http://{addr}/v1/chat/completions"))
+            .json(&json!({"model": "relay", "messages": [{"role": "user", "content": "hi"}]}));
+        if let Some(tp) = traceparent {
+            rb = rb.header("traceparent", tp);
+        }
+        let r = rb.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        request_ids.push(r.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap()
+        .success());
+
+    let sent = traceparents.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let records = common::audit_log(&dir.join("audit"));
+    for (i, (tp, id)) in sent.iter().zip(&request_ids).enumerate() {
+        let parts: Vec<&str> = tp.split('-').collect();
+        assert_eq!(parts.len(), 4, "{tp}");
+        let (trace, span, flags) = (parts[1], parts[2], parts[3]);
+        assert!(trace.len() == 32 && trace != "0".repeat(32), "{tp}");
+        assert!(span.len() == 16 && span != "0".repeat(16), "{tp}");
+        if i == 0 {
+            // The client's trace, its sampled flag, and our request span under its span.
+            assert_eq!((trace, flags), (TRACE, "01"));
+            assert_ne!(span, CLIENT_SPAN);
+        } else {
+            assert_ne!(trace, TRACE, "a new trace without traceparent");
+            assert_eq!(
+                flags, "00",
+                "new traces are not sampled without an exporter"
+            );
+        }
+        let record = records
+            .iter()
+            .find(|r| r["metadata"]["correlation_uid"] == id.as_str())
+            .expect("audit record");
+        assert_eq!(record["trace"]["uid"], trace, "{record}");
+        assert_eq!(record["trace"]["span"]["uid"], span, "{record}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

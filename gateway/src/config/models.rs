@@ -264,6 +264,9 @@ pub(super) fn validate_model(
                         format!("`{url}` must start with http:// or https://"),
                     ));
                 }
+                if let Err(e) = reqwest::Url::parse(url) {
+                    return Err((p.clone(), format!("`{url}` is not a valid URL: {e}")));
+                }
                 if urls[..i].iter().any(|(u, _)| u == url) {
                     return Err((p.clone(), format!("`{url}` is listed twice")));
                 }

@@ -696,6 +696,10 @@ fn pooled_models_list_their_backends() {
             ":6: models[0].base_urls[1]: `ftp://b` must start with http:// or https://",
         ),
         (
+            "models:\n  - id: p\n    backend: remote\n    base_url: http://exa mple/v1\n".to_string(),
+            ":4: models[0].base_url: `http://exa mple/v1` is not a valid URL: invalid international domain name",
+        ),
+        (
             "models:\n  - id: p\n    backend: remote\n    base_urls: []\n".to_string(),
             ":4: models[0].base_urls: list at least one URL",
         ),

@@ -144,7 +144,7 @@ pub fn request_span(req: &axum::http::Request<Body>) -> tracing::Span {
     let method = req.method();
     let path = req.uri().path();
     let span = tracing::info_span!(
-        "http.request",
+        crate::telemetry::REQUEST_SPAN,
         otel.name = %format!("{method} {path}"),
         otel.kind = "server",
         http.request.method = %method,
