@@ -1,9 +1,11 @@
 //! Person names, found without a model: a title (`Mr.`, `Dr`, `Frau`) followed by
 //! capitalised words; a known first name ([`Gazetteer`]) followed by one to three
 //! capitalised words (particles such as `van`, `de`, `al` between them); a known first name
-//! alone in the middle of a sentence or speaking at a line start (`Mads: ...`); or
-//! capitalised words right after a phrase that introduces a name (`my name is`, `Dear`,
-//! `Regards,`, `customer`).
+//! alone in the middle of a sentence, at a sentence start before a verb people do
+//! (`Patricia spent`), or speaking at a line start (`Mads: ...`); capitalised words right
+//! after a phrase that introduces a name (`my name is`, `Dear`, `Regards,`, `customer`); an
+//! unknown first name with a surname after a phrase that introduces a person (`I'm`,
+//! `directed by`); and, once a text names someone in full, their surname alone.
 //!
 //! First names that are also common English words (`Will`, `May`, `Grant`, `Rose`) need a
 //! surname or an introducing phrase, and never count at a sentence start. A first name
@@ -206,6 +208,21 @@ const AMBIGUOUS: &[&str] = &[
 
 /// Capitalised words that end a candidate rather than being a surname.
 const NOT_SURNAMES: &[&str] = &[
+    "united",
+    "new",
+    "his",
+    "her",
+    "our",
+    "my",
+    "your",
+    "their",
+    "its",
+    "san",
+    "santa",
+    "saint",
+    "fort",
+    "port",
+    "mount",
     "street",
     "st",
     "avenue",
@@ -331,6 +348,50 @@ const ORGANISATION_WORDS: &[&str] = &[
     "pharmaceuticals",
 ];
 
+/// Phrases (lower-cased) after which a first name and a surname are a person even when the
+/// first name is unknown (`I'm Tihomila Crnić`, `directed by Matheus Araujo`); a single
+/// capitalised word after them is too often something else (`I'm Canadian`).
+const CONTEXT_BEFORE_FULL_NAME: &[&str] = &[
+    "i'm",
+    "i’m",
+    "i am",
+    "says",
+    "said",
+    "contact to",
+    "address for",
+    "holder is",
+    "follow up with",
+    "speak to",
+    "speak with",
+    "talk to",
+    "directed by",
+    "written by",
+    "sung by",
+    "starring",
+    "producer",
+];
+
+/// Sentence-opening words that are never part of a name: a name right after one is not
+/// inside a title-case phrase (`The Hans Enoksen version`, `I'm Louise Danielsen`).
+const OPENERS: &[&str] = &[
+    "the", "a", "an", "i", "i'm", "i’m", "and", "but", "so", "then", "when", "if", "yes", "no",
+    "ok", "also", "please", "ask", "tell", "call", "email", "unlike", "maybe", "producer",
+    "director", "author", "singer", "actor", "writer",
+];
+
+/// Pronouns that the first-name list also holds (`You`, `He` as parts of Asian names).
+const PRONOUNS: &[&str] = &[
+    "i", "you", "he", "she", "we", "they", "it", "this", "that", "there", "here", "who", "what",
+    "one", "someone", "everyone", "nobody",
+];
+
+/// Verbs after which a known first name at a sentence start is a person (`Patricia spent a
+/// year`, `Alba is very reliable`), not just any capitalised word.
+const VERBS_AFTER_NAME: &[&str] = &[
+    "is", "was", "has", "had", "lives", "lived", "works", "worked", "spent", "began", "said",
+    "says", "shouted", "told", "asked", "wrote", "moved", "went",
+];
+
 /// Words (lower-cased) after which a capitalised word is a name.
 const CONTEXT: &[&str] = &[
     "name is",
@@ -385,19 +446,23 @@ pub(super) fn find_persons(text: &str, gazetteer: &Gazetteer) -> Vec<(usize, usi
             }
         }
         if capitalised(w) && !NOT_SURNAMES.contains(&lower.as_str()) && !titled {
-            let known = gazetteer.is_first_name(&lower)
-                && (!AMBIGUOUS.contains(&lower.as_str()) || !sentence_start(text, words[i].start));
-            let introduced = introduced(text, words[i].start);
+            let ambiguous = AMBIGUOUS.contains(&lower.as_str());
+            let starts = sentence_start(text, words[i].start) || after_opener(text, &words, i);
+            let known = gazetteer.is_first_name(&lower) && (!ambiguous || !starts);
             let more = name_run(text, &words, i + 1, words[i].end, 3);
+            let introduced = introduced(text, words[i].start, CONTEXT)
+                || more.is_some() && introduced(text, words[i].start, CONTEXT_BEFORE_FULL_NAME);
             // `Mads: You saved my life!`: a first name speaking, at the start of a line.
             let speaker = known
                 && text[words[i].end..].starts_with(':')
                 && text[..words[i].start].trim_end_matches(' ').ends_with('\n');
             // A lone first name counts in the middle of a sentence (`said Liva to`), where
-            // capitals mark names; at a sentence start it is any capitalised word.
+            // capitals mark names; at a sentence start, where every word is capitalised,
+            // only before a verb people do (`Alba is very`).
             let alone = known
-                && !AMBIGUOUS.contains(&lower.as_str())
-                && !sentence_start(text, words[i].start);
+                && !ambiguous
+                && (!starts
+                    || verb_follows(text, &words, i) && !PRONOUNS.contains(&lower.as_str()));
             let last = match (known, introduced || speaker || alone, more) {
                 (true, _, Some(last)) | (_, true, Some(last)) => Some(last),
                 (_, true, None) => Some(i),
@@ -417,7 +482,68 @@ pub(super) fn find_persons(text: &str, gazetteer: &Gazetteer) -> Vec<(usize, usi
         }
         i += 1;
     }
-    out
+    repeated(text, &words, out)
+}
+
+/// `found` plus every other occurrence of the surname of a found name of two or more words
+/// (`Pauline Isaksen ... though Isaksen's song`): once a text names someone in full, their
+/// surname alone is them too. Not a word the text also writes in lower case (`Time Based
+/// Evasion ... based on`), which marks a capitalised phrase rather than a name.
+fn repeated(text: &str, words: &[Word], mut found: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
+    let mut surnames: Vec<&str> = Vec::new();
+    for &(s, e) in &found {
+        let named: Vec<&str> = words
+            .iter()
+            .filter(|w| w.start >= s && w.end <= e)
+            .map(|w| &text[w.start..w.end])
+            .filter(|w| capitalised(w) && !TITLES.contains(&w.to_lowercase().as_str()))
+            .collect();
+        if let [_, .., last] = named[..] {
+            let lower = last.to_lowercase();
+            let written_lower = words.iter().any(|w| text[w.start..w.end] == *lower);
+            if last.chars().count() > 2 && !AMBIGUOUS.contains(&lower.as_str()) && !written_lower {
+                surnames.push(last);
+            }
+        }
+    }
+    if surnames.is_empty() {
+        return found;
+    }
+    let mut more = Vec::new();
+    for w in words {
+        // A lone `s` after `Corp.'` is a word of its own: nothing to trim there.
+        let end = Some(trim_possessive(text, w.end))
+            .filter(|&e| e > w.start)
+            .unwrap_or(w.end);
+        if surnames.contains(&&text[w.start..end])
+            && !found.iter().any(|&(s, e)| w.start < e && s < w.end)
+        {
+            more.push((w.start, end));
+        }
+    }
+    found.extend(more);
+    found.sort_unstable();
+    found
+}
+
+/// Whether the word before `i` opens its sentence and is an [`OPENERS`] word.
+fn after_opener(text: &str, words: &[Word], i: usize) -> bool {
+    i > 0
+        && text[words[i - 1].end..words[i].start] == *" "
+        && OPENERS.contains(
+            &text[words[i - 1].start..words[i - 1].end]
+                .to_lowercase()
+                .as_str(),
+        )
+        && sentence_start(text, words[i - 1].start)
+}
+
+/// Whether the word after `i`, one space away, is one of [`VERBS_AFTER_NAME`].
+fn verb_follows(text: &str, words: &[Word], i: usize) -> bool {
+    words.get(i + 1).is_some_and(|next| {
+        text[words[i].end..next.start] == *" "
+            && VERBS_AFTER_NAME.contains(&&text[next.start..next.end])
+    })
 }
 
 /// Words of letters with inner `'`, `’` or `-`.
@@ -517,18 +643,20 @@ fn after_capitalised(text: &str, words: &[Word], i: usize) -> bool {
         }
         let w = &text[words[j - 1].start..words[j - 1].end];
         if !PARTICLES.contains(&w) {
-            return capitalised(w) && !TITLES.contains(&w.to_lowercase().as_str());
+            return capitalised(w)
+                && !TITLES.contains(&w.to_lowercase().as_str())
+                && !after_opener(text, words, j);
         }
         j -= 1;
     }
     false
 }
 
-/// Whether a phrase of [`CONTEXT`] ends right before `start`.
-fn introduced(text: &str, start: usize) -> bool {
+/// Whether a phrase of `phrases` ends right before `start`.
+fn introduced(text: &str, start: usize, phrases: &[&str]) -> bool {
     let before = context::before(text, start, 24).to_lowercase();
     let before = before.trim_end();
-    CONTEXT.iter().any(|c| {
+    phrases.iter().any(|c| {
         before.ends_with(c)
             && before[..before.len() - c.len()]
                 .chars()
@@ -567,7 +695,7 @@ mod tests {
     fn gaz() -> Gazetteer {
         Gazetteer::parse(
             "M  Marek 1\nF  Maren 1\nF  Eleonora 1\nM  Will 1\nF  Grace 1\nM  Guilherme 1\n\
-             F  Claire 1\nM  Olli+Pekka 1\nF  Anna 1\n",
+             F  Claire 1\nM  Olli+Pekka 1\nF  Anna 1\nM  You 1\n",
         )
     }
 
@@ -599,6 +727,40 @@ mod tests {
             found("thanks, Will Turner and Grace Hopper"),
             ["Will Turner", "Grace Hopper"]
         );
+        // A known first name at a sentence start, before a verb people do.
+        assert_eq!(found("Anna said hello."), ["Anna"]);
+        assert_eq!(found("Fine. Marek is very reliable."), ["Marek"]);
+        // After a sentence opener, a name is not inside a title-case phrase.
+        assert_eq!(
+            found("I'm Claire Danielsen, from Oslo"),
+            ["Claire Danielsen"]
+        );
+        assert_eq!(found("The Marek Enoksen version"), ["Marek Enoksen"]);
+        // An unknown first name with a surname, after a phrase that introduces a person.
+        assert_eq!(
+            found("the holder is Hjalte Hedegaard."),
+            ["Hjalte Hedegaard"]
+        );
+        assert_eq!(found("directed by Teodata Boni"), ["Teodata Boni"]);
+        // A surname alone, once the text has named the person in full.
+        assert_eq!(
+            found("sung by Maren Isaksen in 2006 (though Isaksen's song was older)"),
+            ["Maren Isaksen", "Isaksen"]
+        );
+        // `Corp.'s`: the `s` is a word of its own, with nothing to trim.
+        assert_eq!(
+            found("Marek Wakeland of Kairos Corp.'s board; Corp.'s Wakeland"),
+            ["Marek Wakeland", "Wakeland"]
+        );
+    }
+
+    #[test]
+    fn repeated_capitals_are_not_surnames_when_the_text_writes_them_lower_case() {
+        // `Claire Based` is a false full name; `Based` stays a word, as `based` shows.
+        assert_eq!(
+            found("Ask Claire Based. Based on the report, what is based here?"),
+            ["Claire Based"]
+        );
     }
 
     #[test]
@@ -609,7 +771,9 @@ mod tests {
             "Anna Street is closed.",
             "The Command and Control server at Cobalt Strike",
             "Entertainment Weekly listed Tube Snake Boogie",
-            "Anna said hello.",
+            "I'm Canadian and proud of it.",
+            "You said your e-mail is wrong.",
+            "I am United States but I live in United States.",
             "MAREK KOURIL",
         ] {
             assert!(found(t).is_empty(), "{t}: {:?}", found(t));
