@@ -12,6 +12,8 @@
 //! inside a title-case phrase (`São Paulo`), before an organisation word (`... Inc`) or, in
 //! `PiiDetector::find`, inside an address, is not a person.
 
+use std::collections::HashSet;
+
 use super::names::Gazetteer;
 use crate::policy::detect::context;
 
@@ -499,13 +501,20 @@ fn repeated(text: &str, words: &[Word], mut found: Vec<(usize, usize)>) -> Vec<(
             .filter(|w| capitalised(w) && !TITLES.contains(&w.to_lowercase().as_str()))
             .collect();
         if let [_, .., last] = named[..] {
-            let lower = last.to_lowercase();
-            let written_lower = words.iter().any(|w| text[w.start..w.end] == *lower);
-            if last.chars().count() > 2 && !AMBIGUOUS.contains(&lower.as_str()) && !written_lower {
+            if last.chars().count() > 2 && !AMBIGUOUS.contains(&last.to_lowercase().as_str()) {
                 surnames.push(last);
             }
         }
     }
+    if surnames.is_empty() {
+        return found;
+    }
+    let lower_case: HashSet<&str> = words
+        .iter()
+        .map(|w| &text[w.start..w.end])
+        .filter(|w| !w.chars().any(char::is_uppercase))
+        .collect();
+    surnames.retain(|s| !lower_case.contains(s.to_lowercase().as_str()));
     if surnames.is_empty() {
         return found;
     }
