@@ -442,7 +442,7 @@ pub(super) fn find_persons(text: &str, gazetteer: &Gazetteer) -> Vec<(usize, usi
         if titled {
             let run = name_run(text, &words, i + 1, words[i].end, 3);
             if let Some(last) = run {
-                out.push((words[i].start, trim_possessive(text, words[last].end)));
+                out.push((words[i].start, trim_possessive(text, words[last])));
                 i = last + 1;
                 continue;
             }
@@ -477,7 +477,7 @@ pub(super) fn find_persons(text: &str, gazetteer: &Gazetteer) -> Vec<(usize, usi
                 .filter(|_| !inside_phrase || speaker)
                 .filter(|&l| !organisation(text, &words, i, l));
             if let Some(last) = last {
-                out.push((words[i].start, trim_possessive(text, words[last].end)));
+                out.push((words[i].start, trim_possessive(text, words[last])));
                 i = last + 1;
                 continue;
             }
@@ -494,9 +494,10 @@ pub(super) fn find_persons(text: &str, gazetteer: &Gazetteer) -> Vec<(usize, usi
 fn repeated(text: &str, words: &[Word], mut found: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
     let mut surnames: Vec<&str> = Vec::new();
     for &(s, e) in &found {
-        let named: Vec<&str> = words
+        let first = words.partition_point(|w| w.start < s);
+        let named: Vec<&str> = words[first..]
             .iter()
-            .filter(|w| w.start >= s && w.end <= e)
+            .take_while(|w| w.end <= e)
             .map(|w| &text[w.start..w.end])
             .filter(|w| capitalised(w) && !TITLES.contains(&w.to_lowercase().as_str()))
             .collect();
@@ -520,10 +521,7 @@ fn repeated(text: &str, words: &[Word], mut found: Vec<(usize, usize)>) -> Vec<(
     }
     let mut more = Vec::new();
     for w in words {
-        // A lone `s` after `Corp.'` is a word of its own: nothing to trim there.
-        let end = Some(trim_possessive(text, w.end))
-            .filter(|&e| e > w.start)
-            .unwrap_or(w.end);
+        let end = trim_possessive(text, *w);
         if surnames.contains(&&text[w.start..end])
             && !found.iter().any(|&(s, e)| w.start < e && s < w.end)
         {
@@ -684,14 +682,15 @@ fn sentence_start(text: &str, start: usize) -> bool {
         .is_none_or(|c| matches!(c, '.' | '!' | '?' | '\n' | '"' | '“' | ':' | '('))
 }
 
-/// `end` without a possessive `'s` (`Björklund's`).
-fn trim_possessive(text: &str, end: usize) -> usize {
-    for s in ["'s", "’s"] {
-        if text[..end].ends_with(s) {
-            return end - s.len();
+/// The end of `w` without a possessive `'s` (`Björklund's`); a lone `s` after `Corp.'` is a
+/// word of its own, with nothing to trim.
+fn trim_possessive(text: &str, w: Word) -> usize {
+    for p in ["'s", "’s"] {
+        if text[w.start..w.end].ends_with(p) && w.end - p.len() > w.start {
+            return w.end - p.len();
         }
     }
-    end
+    w.end
 }
 
 #[cfg(test)]
